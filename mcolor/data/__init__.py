@@ -1,0 +1,1 @@
+"""Data: manifests (the one way datasets enter mcolor), builders, subsets, datasets, synthetic phantoms."""

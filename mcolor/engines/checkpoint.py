@@ -1,0 +1,114 @@
+"""Checkpoints: what is saved with a model, and resuming from the last epoch.
+
+Writing is MONAI's ``CheckpointSaver`` (ignite ``DiskSaver`` with ``atomic=True``: a temporary file in
+the same folder, renamed into place, so a killed process never leaves a half-written file under a
+checkpoint name). Reading always uses ``torch.load(weights_only=True)`` and turns any failure into a
+:class:`~mcolor.errors.TrainingError` naming the file.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+from ignite.engine import Engine, Events
+from ignite.handlers import Checkpoint
+
+from mcolor.errors import TrainingError
+
+log = logging.getLogger(__name__)
+
+_EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
+
+
+class ModelSpec:
+    """How to rebuild the network without running any config code, saved inside every checkpoint."""
+
+    def __init__(self, **spec: Any) -> None:
+        self.spec = dict(spec)
+
+    def state_dict(self) -> dict[str, Any]:
+        return dict(self.spec)
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.spec = dict(state)
+
+
+def find_last_checkpoint(folder: str | Path) -> Path | None:
+    """The ``checkpoint_epoch=N.pt`` with the largest N in ``folder``, or None."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return None
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _EPOCH.search(p.name))]
+    return max(found)[1] if found else None
+
+
+def load_checkpoint(path: str | Path) -> dict[str, Any]:
+    """Read a checkpoint safely; a truncated or foreign file gives a TrainingError naming it."""
+    path = Path(path)
+    if not path.is_file():
+        raise TrainingError(f"checkpoint not found: {path}", reason="checkpoint_missing", path=path)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001
+        raise TrainingError(
+            f"checkpoint {path} is corrupt or not a weights-only checkpoint ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:200]})",
+            reason="checkpoint_corrupt",
+            path=path,
+        ) from exc
+    if not isinstance(obj, dict):
+        raise TrainingError(f"checkpoint {path} does not hold a dict", reason="checkpoint_corrupt", path=path)
+    return obj
+
+
+def restore(objects: Mapping[str, Any], checkpoint: Mapping[str, Any], path: str | Path = "?",
+            strict: bool = True) -> None:
+    """Load each object's state from ``checkpoint``; keys missing from the file are an error."""
+    missing = [k for k in objects if k not in checkpoint]
+    if missing:
+        raise TrainingError(f"checkpoint {path} lacks {missing}; it holds {sorted(checkpoint)}",
+                            reason="checkpoint_incomplete", path=path)
+    try:
+        Checkpoint.load_objects(to_load=dict(objects), checkpoint=dict(checkpoint), strict=strict)
+    except (RuntimeError, KeyError, ValueError) as exc:
+        raise TrainingError(f"checkpoint {path} does not fit this run: {exc}", reason="checkpoint_mismatch",
+                            path=path) from exc
+
+
+class ResumeFromLast:
+    """On ``STARTED``, restore every object in ``load_dict`` from the last epoch checkpoint.
+
+    Args:
+        folder: where ``checkpoint_epoch=N.pt`` files are written.
+        load_dict: the same mapping given to the epoch ``CheckpointSaver`` (trainer, network, optimizer,
+            lr scheduler, RNG state, ...).
+        resume: off -> nothing happens; on -> resume, or start fresh with a log line if no checkpoint exists.
+    """
+
+    def __init__(self, folder: str | Path, load_dict: Mapping[str, Any], resume: bool = False) -> None:
+        self.folder = Path(folder)
+        self.load_dict = load_dict
+        self.resume = bool(resume)
+
+    def attach(self, engine: Engine) -> None:
+        if self.resume:
+            engine.add_event_handler(Events.STARTED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        path = find_last_checkpoint(self.folder)
+        if path is None:
+            log.info("resume requested but no checkpoint in %s: starting from epoch 1", self.folder)
+            return
+        prior_max_epochs = engine.state.max_epochs
+        restore(self.load_dict, load_checkpoint(path), path)
+        if prior_max_epochs is not None and engine.state.epoch > prior_max_epochs:
+            raise TrainingError(f"{path} is at epoch {engine.state.epoch}, beyond max_epochs={prior_max_epochs}",
+                                reason="checkpoint_mismatch", path=path)
+        if prior_max_epochs is not None:
+            engine.state.max_epochs = prior_max_epochs  # a resumed run may be given more epochs
+        log.info("resumed from %s at epoch %d (iteration %d)", path, engine.state.epoch, engine.state.iteration)

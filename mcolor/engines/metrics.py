@@ -1,0 +1,218 @@
+"""Clinical classification metrics and the operating threshold.
+
+* ROC AUC per label and their macro mean, computed with MONAI's ``compute_roc_auc`` on the labelled
+  entries of each output (masked/unknown labels are left out, per label).
+* An operating threshold chosen on the validation set (Youden's J by default, or the highest threshold
+  reaching a target sensitivity), kept in :class:`OperatingPoint`, which is saved inside every
+  checkpoint so that evaluation and inference use the same threshold.
+* Accuracy, sensitivity, specificity and F1 at that threshold (binary and multi-label: per label, then
+  macro; multi-class: arg-max accuracy and macro one-vs-rest sensitivity/specificity/F1).
+
+:class:`ClassificationMetrics` is an ignite ``Metric``: its value (used as the engine's key metric for
+"best" checkpoints and early stopping) is the macro AUC, and it also writes every other figure into
+``engine.state.metrics`` under ``<name>_<figure>``. Predictions are gathered across ranks under DDP.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import ignite.distributed as idist
+import numpy as np
+import torch
+from ignite.engine import Engine
+from ignite.metrics import Metric
+from monai.metrics import compute_roc_auc
+
+TASKS = ("binary", "multiclass", "multilabel")
+
+
+class OperatingPoint:
+    """Per-output decision thresholds, saved with the model (has ``state_dict``/``load_state_dict``)."""
+
+    def __init__(self, num_outputs: int = 1, threshold: float = 0.5, method: str = "youden",
+                 target_sensitivity: float = 0.9) -> None:
+        self.thresholds = [float(threshold)] * num_outputs
+        self.method = method
+        self.target_sensitivity = float(target_sensitivity)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"thresholds": torch.tensor(self.thresholds, dtype=torch.float64), "method": self.method,
+                "target_sensitivity": self.target_sensitivity}
+
+    def load_state_dict(self, state: Mapping[str, Any]) -> None:
+        self.thresholds = [float(t) for t in torch.as_tensor(state["thresholds"]).tolist()]
+        self.method = str(state.get("method", self.method))
+        self.target_sensitivity = float(state.get("target_sensitivity", self.target_sensitivity))
+
+
+def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
+    """Logits -> probabilities: softmax for multi-class, sigmoid otherwise."""
+    return torch.softmax(logits.float(), dim=1) if task == "multiclass" else torch.sigmoid(logits.float())
+
+
+def choose_threshold(scores: np.ndarray, labels: np.ndarray, method: str = "youden",
+                     target_sensitivity: float = 0.9) -> float:
+    """Threshold on ``scores`` for binary ``labels``: Youden's J, or a target sensitivity.
+
+    Candidate thresholds are the observed scores; ties resolve to the higher threshold. With only one
+    class present the threshold stays at 0.5 (nothing to choose from).
+    """
+    pos, neg = labels == 1, labels == 0
+    if pos.sum() == 0 or neg.sum() == 0:
+        return 0.5
+    cand = np.unique(scores)[::-1]
+    sens = np.array([(scores[pos] >= t).mean() for t in cand])
+    spec = np.array([(scores[neg] < t).mean() for t in cand])
+    if method == "youden":
+        return float(cand[int(np.argmax(sens + spec - 1))])
+    if method == "sensitivity":
+        ok = np.nonzero(sens >= target_sensitivity)[0]
+        return float(cand[ok[0]]) if len(ok) else float(cand[-1])
+    raise ValueError(f"unknown threshold method {method!r}; valid: youden, sensitivity")
+
+
+def binary_stats(scores: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
+    """Accuracy, sensitivity, specificity, F1 and the confusion counts at ``threshold``."""
+    pred = scores >= threshold
+    tp = float(np.sum(pred & (labels == 1)))
+    tn = float(np.sum(~pred & (labels == 0)))
+    fp = float(np.sum(pred & (labels == 0)))
+    fn = float(np.sum(~pred & (labels == 1)))
+    n = tp + tn + fp + fn
+    sens = tp / (tp + fn) if tp + fn else math.nan
+    spec = tn / (tn + fp) if tn + fp else math.nan
+    prec = tp / (tp + fp) if tp + fp else math.nan
+    f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else math.nan
+    return {"accuracy": (tp + tn) / n if n else math.nan, "sensitivity": sens, "specificity": spec,
+            "precision": prec, "f1": f1, "tp": tp, "tn": tn, "fp": fp, "fn": fn}
+
+
+def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
+    if len(np.unique(labels)) < 2:
+        return math.nan
+    return float(compute_roc_auc(torch.as_tensor(scores), torch.as_tensor(labels)))
+
+
+def _nanmean(values: list[float]) -> float:
+    finite = [v for v in values if not math.isnan(v)]
+    return float(np.mean(finite)) if finite else math.nan
+
+
+def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, label_names: list[str],
+                           thresholds: list[float] | None = None) -> dict[str, Any]:
+    """All figures for one evaluation. ``labels`` is (N, L) with NaN = masked, or (N,) class indices.
+
+    Returns a flat dict: ``auc``, ``auc/<label>``, ``accuracy``, ``sensitivity``, ``specificity``, ``f1``,
+    ``threshold`` (binary) or ``threshold/<label>``, and ``n``.
+    """
+    out: dict[str, Any] = {"n": int(len(probs))}
+    if task == "multiclass":
+        idx = labels.astype(int)
+        onehot = np.eye(probs.shape[1])[idx]
+        per = {}
+        for k, name in enumerate(label_names):
+            per[name] = _auc(probs[:, k], onehot[:, k])
+            out[f"auc/{name}"] = per[name]
+        out["auc"] = _nanmean(list(per.values()))
+        pred = probs.argmax(1)
+        out["accuracy"] = float((pred == idx).mean()) if len(idx) else math.nan
+        stats = [binary_stats((pred == k).astype(float), onehot[:, k], 0.5) for k in range(probs.shape[1])]
+        for key in ("sensitivity", "specificity", "f1"):
+            out[key] = _nanmean([s[key] for s in stats])
+        out["confusion"] = [[int(np.sum((idx == a) & (pred == b))) for b in range(probs.shape[1])]
+                            for a in range(probs.shape[1])]
+        return out
+    thresholds = thresholds or [0.5] * probs.shape[1]
+    stats = []
+    for k, name in enumerate(label_names):
+        keep = ~np.isnan(labels[:, k])
+        s, y = probs[keep, k], labels[keep, k]
+        out[f"auc/{name}"] = _auc(s, y)
+        st = binary_stats(s, y, thresholds[k])
+        stats.append(st)
+        out[f"threshold/{name}"] = thresholds[k]
+        if len(label_names) > 1:
+            for key in ("accuracy", "sensitivity", "specificity", "f1"):
+                out[f"{key}/{name}"] = st[key]
+    out["auc"] = _nanmean([out[f"auc/{n}"] for n in label_names])
+    for key in ("accuracy", "sensitivity", "specificity", "f1"):
+        out[key] = _nanmean([s[key] for s in stats])
+    if len(label_names) == 1:
+        out["threshold"] = thresholds[0]
+        out["confusion"] = [[int(stats[0]["tn"]), int(stats[0]["fp"])], [int(stats[0]["fn"]), int(stats[0]["tp"])]]
+    return out
+
+
+class ClassificationMetrics(Metric):
+    """ignite metric: macro ROC AUC as its value, every other figure into ``engine.state.metrics``.
+
+    Args:
+        task: ``binary``, ``multiclass`` or ``multilabel``.
+        label_names: names of the outputs (binary: the positive class name).
+        operating_point: thresholds used for the threshold-dependent figures.
+        select_threshold: choose new thresholds on this data (validation) before computing the figures.
+        loss_fn: optional loss reported as ``<name>_loss``.
+    """
+
+    def __init__(self, task: str, label_names: list[str], operating_point: OperatingPoint | None = None,
+                 select_threshold: bool = False, loss_fn: Any = None,
+                 output_transform: Any = lambda out: (out["pred"], out["label"]),
+                 device: str | torch.device = "cpu") -> None:
+        if task not in TASKS:
+            raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+        self.task = task
+        self.label_names = list(label_names)
+        self.operating_point = operating_point or OperatingPoint(1 if task == "multiclass" else len(label_names))
+        self.select_threshold = select_threshold
+        self.loss_fn = loss_fn
+        self.last: dict[str, Any] = {}
+        super().__init__(output_transform=output_transform, device=device)
+
+    def reset(self) -> None:
+        self._logits: list[torch.Tensor] = []
+        self._labels: list[torch.Tensor] = []
+
+    def update(self, output: tuple[torch.Tensor, torch.Tensor]) -> None:
+        logits, labels = output
+        self._logits.append(torch.as_tensor(logits).detach().float().cpu())
+        self._labels.append(torch.as_tensor(labels).detach().cpu())
+
+    def gathered(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """All logits and labels seen this epoch, across ranks."""
+        logits = torch.cat(self._logits) if self._logits else torch.zeros(0, 1)
+        labels = torch.cat(self._labels) if self._labels else torch.zeros(0, 1)
+        if idist.get_world_size() > 1:
+            logits = idist.all_gather(logits)
+            labels = idist.all_gather(labels)
+        return logits, labels
+
+    def compute(self) -> dict[str, Any]:
+        logits, labels = self.gathered()
+        probs = probabilities(logits, self.task).numpy()
+        lab = labels.numpy().astype(np.float64) if self.task != "multiclass" else labels.numpy().reshape(-1)
+        if self.task != "multiclass":
+            lab = lab.reshape(len(lab), -1)
+            if self.select_threshold:
+                op = self.operating_point
+                op.thresholds = [
+                    choose_threshold(probs[~np.isnan(lab[:, k]), k], lab[~np.isnan(lab[:, k]), k],
+                                     op.method, op.target_sensitivity)
+                    for k in range(lab.shape[1])
+                ]
+        result = classification_metrics(probs, lab, self.task, self.label_names,
+                                        None if self.task == "multiclass" else self.operating_point.thresholds)
+        if self.loss_fn is not None and len(logits):
+            result["loss"] = float(self.loss_fn(logits, labels))
+        self.last = {"probs": probs, "labels": lab, "metrics": result}
+        return result
+
+    def completed(self, engine: Engine, name: str) -> None:
+        result = self.compute()
+        engine.state.metrics[name] = result["auc"]
+        prefix = name.rsplit("_", 1)[0] if "_" in name else name
+        for key, value in result.items():
+            if key != "confusion":
+                engine.state.metrics[f"{prefix}_{key}"] = value

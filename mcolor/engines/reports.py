@@ -1,0 +1,127 @@
+"""Evaluation outputs: ``metrics.json``, a ROC curve PNG and a confusion-matrix PNG (matplotlib).
+
+Attached to an evaluator whose key metric is a :class:`~mcolor.engines.metrics.ClassificationMetrics`;
+on ``COMPLETED`` it writes the figures of the last evaluation atomically into ``output_dir``.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from ignite.engine import Engine, Events
+
+from mcolor.engines.atomic import atomic_write
+from mcolor.engines.metrics import ClassificationMetrics
+
+log = logging.getLogger(__name__)
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float | np.floating) and not math.isfinite(float(value)):
+        return None
+    if isinstance(value, np.generic):
+        return value.item()
+    return value
+
+
+def _png(fig: Any) -> bytes:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    return buf.getvalue()
+
+
+def roc_figure(probs: np.ndarray, labels: np.ndarray, names: list[str], task: str) -> bytes:
+    """ROC curves, one per output (multi-class: one-vs-rest), as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(4.5, 4.5))
+    for k, name in enumerate(names):
+        if task == "multiclass":
+            y, s = (labels.astype(int) == k).astype(float), probs[:, k]
+        else:
+            keep = ~np.isnan(labels[:, k])
+            y, s = labels[keep, k], probs[keep, k]
+        if len(np.unique(y)) < 2:
+            continue
+        order = np.argsort(-s)
+        y = y[order]
+        tpr = np.concatenate([[0], np.cumsum(y) / y.sum()])
+        fpr = np.concatenate([[0], np.cumsum(1 - y) / (1 - y).sum()])
+        ax.plot(fpr, tpr, label=name)
+    ax.plot([0, 1], [0, 1], "k:", lw=0.8)
+    ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC", xlim=(0, 1), ylim=(0, 1))
+    ax.legend(loc="lower right", fontsize=8)
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+def confusion_figure(matrix: list[list[int]], names: list[str]) -> bytes:
+    """Confusion matrix (rows: truth, columns: prediction) as PNG bytes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    m = np.asarray(matrix)
+    fig, ax = plt.subplots(figsize=(3.8, 3.4))
+    ax.imshow(m, cmap="Blues")
+    for (i, j), v in np.ndenumerate(m):
+        ax.text(j, i, str(v), ha="center", va="center", color="black")
+    ax.set_xticks(range(len(names)), names, rotation=30)
+    ax.set_yticks(range(len(names)), names)
+    ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
+    data = _png(fig)
+    plt.close(fig)
+    return data
+
+
+class MetricsReport:
+    """Write ``metrics.json``, ``roc.png`` and ``confusion.png`` after an evaluation run."""
+
+    def __init__(self, metric: ClassificationMetrics, output_dir: str | Path, class_names: list[str] | None = None,
+                 extra: dict[str, Any] | None = None, plots: bool = True) -> None:
+        self.metric = metric
+        self.output_dir = Path(output_dir)
+        self.class_names = class_names
+        self.extra = extra or {}
+        self.plots = plots
+
+    def attach(self, engine: Engine) -> None:
+        engine.add_event_handler(Events.COMPLETED, self)
+
+    def __call__(self, engine: Engine) -> None:
+        last = self.metric.last
+        if not last:
+            return
+        metrics = dict(last["metrics"])
+        confusion = metrics.pop("confusion", None)
+        report = {**self.extra, "task": self.metric.task, "labels": self.metric.label_names, **metrics}
+        if confusion is not None:
+            report["confusion_matrix"] = confusion
+        path = self.output_dir / "metrics.json"
+        atomic_write(path, lambda fh: json.dump(_json_safe(report), fh, indent=2))
+        if self.plots:
+            names = self.metric.label_names
+            atomic_write(self.output_dir / "roc.png",
+                         lambda fh: fh.write(roc_figure(last["probs"], last["labels"], names, self.metric.task)),
+                         mode="wb")
+            if confusion is not None:
+                cnames = self.class_names or (["negative", names[0]] if len(names) == 1 else names)
+                atomic_write(self.output_dir / "confusion.png",
+                             lambda fh: fh.write(confusion_figure(confusion, cnames)), mode="wb")
+        log.info("evaluation: %s -> %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
+                                                   if isinstance(v, float) and "/" not in k), path)

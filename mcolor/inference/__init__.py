@@ -1,0 +1,1 @@
+"""Inference: predictions for images or DICOM folders with a trained model."""
