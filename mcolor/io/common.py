@@ -1,0 +1,140 @@
+"""Pieces shared by the DICOM and raster readers: error codes, the meta template, min-max scaling.
+
+Kept separate from :mod:`mcolor.io.radiograph` so that the format modules do not import the
+dispatcher (no import cycles) and so that the reason codes live in exactly one place.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcolor.errors import RadiographReadError
+
+#: Every ``reason`` a :class:`~mcolor.errors.RadiographReadError` raised by the reader can carry.
+#:
+#: * ``not_a_file``: the path is missing, a directory, or not a regular file (FIFO, socket...).
+#: * ``unreadable_file``: the OS refused to read it (permissions, I/O error).
+#: * ``empty_file``: zero bytes.
+#: * ``not_an_image``: by content (not extension) neither DICOM nor PNG/JPEG/TIFF.
+#: * ``no_pixel_data``: a DICOM without (integer) Pixel Data, or without Rows/Columns.
+#: * ``truncated_pixel_data``: the file ends before the pixel data does.
+#: * ``unsupported_photometric``: colour (RGB, YBR_*, PALETTE COLOR) or SamplesPerPixel != 1.
+#: * ``multi_frame``: more than one frame (DICOM NumberOfFrames > 1, multi-page TIFF, APNG).
+#: * ``unsupported_transfer_syntax``: no installed decoder; the message names the plugin(s).
+#: * ``too_large``: Rows x Columns (or the raster size) above ``max_pixels``, checked before decoding.
+#: * ``non_image_sop``: a DICOM SOP class that is not an image (SR, presentation state, PDF...).
+#: * ``decode_failed``: any other decoder failure; the message names the original exception class.
+READ_ERROR_REASONS: tuple[str, ...] = (
+    "not_a_file",
+    "unreadable_file",
+    "empty_file",
+    "not_an_image",
+    "no_pixel_data",
+    "truncated_pixel_data",
+    "unsupported_photometric",
+    "multi_frame",
+    "unsupported_transfer_syntax",
+    "too_large",
+    "non_image_sop",
+    "decode_failed",
+)
+
+#: Default cap on Rows x Columns: 8192 x 8192 (64 Mpx, 256 MiB as float32). The largest clinical
+#: radiographs (full-field mammograms, stitched long-leg studies) stay below 30 Mpx, so anything
+#: bigger is a corrupt header or a decompression bomb rather than a real image.
+DEFAULT_MAX_PIXELS: int = 8192 * 8192
+
+#: Keys every ``meta`` dict carries (``None`` where the format has no such field), so that
+#: downstream code never needs ``.get`` and metadata from DICOM and PNG look the same.
+META_KEYS: tuple[str, ...] = (
+    "source_format",
+    "photometric_interpretation",
+    "bits_stored",
+    "bits_allocated",
+    "pixel_representation",
+    "pixel_spacing",
+    "pixel_spacing_source",
+    "modality",
+    "body_part",
+    "view_position",
+    "laterality",
+    "sop_class_uid",
+    "sop_instance_uid",
+    "study_instance_uid",
+    "series_instance_uid",
+    "transfer_syntax",
+    "transfer_syntax_name",
+    "window",
+    "pil_mode",
+    "original_shape",
+    "applied",
+)
+
+
+def read_error(reason: str, path: str | Path, detail: str) -> RadiographReadError:
+    """Build a :class:`RadiographReadError` whose message starts with the file name.
+
+    Asserting the reason here keeps :data:`READ_ERROR_REASONS` the complete, documented list.
+    """
+    if reason not in READ_ERROR_REASONS:  # pragma: no cover - programming error
+        raise AssertionError(f"undocumented read error reason {reason!r}")
+    return RadiographReadError(f"{path}: {detail}", reason=reason, path=path)
+
+
+def new_meta(source_format: str) -> dict[str, Any]:
+    """Return a meta dict with every :data:`META_KEYS` entry present."""
+    meta: dict[str, Any] = dict.fromkeys(META_KEYS)
+    meta["source_format"] = source_format
+    meta["applied"] = []
+    return meta
+
+
+def to_unit_range(
+    x: np.ndarray,
+    applied: list[str],
+    *,
+    invert: bool = False,
+    clip_to: tuple[float, float] | None = None,
+    valid: np.ndarray | None = None,
+) -> np.ndarray:
+    """Min-max scale ``x`` to float32 ``[0, 1]``, optionally clipped and inverted, in few passes.
+
+    Min-max over the data (not over the nominal bit range) is what makes the same picture read
+    identically from 8-bit PNG and 12-bit DICOM. ``clip_to`` applies a linear VOI window: a
+    linear window followed by min-max equals clipping to the window and then min-max, which costs
+    one pass instead of pydicom's several float64 passes. ``invert`` maps to ``(max - x) / span``
+    (MONOCHROME1). ``valid`` excludes pixel padding from the statistics; padding becomes 0.
+    A constant image gives zeros (no division by zero) and records ``"constant_image"``.
+    """
+    stats = x if valid is None else x[valid]
+    if stats.size == 0:
+        lo = hi = 0.0
+    else:
+        lo, hi = float(stats.min()), float(stats.max())
+    need_clip = False
+    if clip_to is not None:
+        wlo, whi = clip_to
+        need_clip = wlo > lo or whi < hi
+        lo, hi = min(max(lo, wlo), whi), max(min(hi, whi), wlo)
+    out = np.empty(x.shape, dtype=np.float32)
+    lo32, hi32 = np.float32(lo), np.float32(hi)
+    span = np.float32(hi32 - lo32)
+    if not span > 0:
+        out.fill(0.0)
+        applied.append("constant_image")
+        return out
+    if invert:
+        np.subtract(hi32, x, out=out, dtype=np.float32)
+        applied.append("invert_monochrome1")
+    else:
+        np.subtract(x, lo32, out=out, dtype=np.float32)
+    np.divide(out, span, out=out)
+    if need_clip:
+        np.clip(out, 0.0, 1.0, out=out)
+    if valid is not None:
+        out[~valid] = 0.0
+    applied.append("minmax")
+    return out
