@@ -119,13 +119,26 @@ class LearningRateLogger:
 
 
 def _random_transforms(transform: Any) -> list[Randomizable]:
+    """Every Randomizable reachable from ``transform``, nested ones included, in a stable order.
+
+    Dictionary transforms hold array transforms (``RandAffined.rand_affine`` -> ``RandAffineGrid``) with
+    generators of their own, so attributes are walked too, not only ``Compose.transforms``.
+    """
     found: list[Randomizable] = []
+    seen: set[int] = set()
     stack = [transform]
     while stack:
-        t = stack.pop()
+        t = stack.pop(0)
+        if t is None or id(t) in seen:
+            continue
+        seen.add(id(t))
         if isinstance(t, Randomizable):
             found.append(t)
-        stack.extend(getattr(t, "transforms", ()) or ())
+        children = list(getattr(t, "transforms", ()) or ())
+        if hasattr(t, "__dict__"):
+            children += [v for _, v in sorted(vars(t).items()) if callable(v) and hasattr(v, "__dict__")
+                         and type(v).__module__.startswith("monai.transforms")]
+        stack.extend(children)
     return found
 
 
@@ -164,3 +177,9 @@ class RNGState:
         random.setstate((version, tuple(internal), None))
         for t, keys, p in zip(self._transforms(), state["transforms"], state["transforms_pos"], strict=False):
             t.R.set_state(("MT19937", keys.numpy().astype(np.uint32), int(p), 0, 0.0))
+
+
+def loss_value(output: Any) -> float:
+    """``output_transform`` for Stats/TensorBoard handlers: the batch loss as a Python float."""
+    loss = output.get("loss") if isinstance(output, Mapping) else output
+    return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)

@@ -146,6 +146,15 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, lab
     return out
 
 
+def _gather_uneven(t: torch.Tensor) -> torch.Tensor:
+    """all_gather along dim 0 when ranks hold different numbers of rows (uneven validation shards)."""
+    sizes = idist.all_gather(torch.tensor([t.shape[0]]))
+    n = int(sizes.max())
+    padded = torch.cat([t, t.new_zeros((n - t.shape[0], *t.shape[1:]))]) if t.shape[0] < n else t
+    gathered = idist.all_gather(padded.contiguous()).reshape(len(sizes), n, *t.shape[1:])
+    return torch.cat([gathered[r, : int(sizes[r])] for r in range(len(sizes))])
+
+
 class ClassificationMetrics(Metric):
     """ignite metric: macro ROC AUC as its value, every other figure into ``engine.state.metrics``.
 
@@ -185,8 +194,7 @@ class ClassificationMetrics(Metric):
         logits = torch.cat(self._logits) if self._logits else torch.zeros(0, 1)
         labels = torch.cat(self._labels) if self._labels else torch.zeros(0, 1)
         if idist.get_world_size() > 1:
-            logits = idist.all_gather(logits)
-            labels = idist.all_gather(labels)
+            logits, labels = _gather_uneven(logits), _gather_uneven(labels)
         return logits, labels
 
     def compute(self) -> dict[str, Any]:

@@ -60,7 +60,9 @@ CONVERTIBLE: dict[str, tuple[str, ...]] = {
 }
 
 # Old torchvision DenseNet checkpoints used "norm.1" instead of "norm1".
-_DENSENET_OLD = re.compile(r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$")
+_DENSENET_OLD = re.compile(
+    r"^(.*denselayer\d+\.(?:norm|relu|conv))\.((?:[12])\.(?:weight|bias|running_mean|running_var))$"
+)
 
 
 def _kind(key: str) -> str:
