@@ -24,6 +24,11 @@ CACHE_MODES = ("none", "memory", "disk")
 SYNTHETIC = ("", "synthetic", "none", "null")
 
 
+def manifest_in(folder: str | Path | None) -> str | None:
+    """``folder/manifest.csv`` for MONAI's ``dataset_dir`` property, or None (the synthetic default)."""
+    return str(Path(folder) / "manifest.csv") if folder else None
+
+
 def resolve_manifest(dataset: str | Path | None = None) -> Manifest:
     """Load the manifest at ``dataset``; with no dataset, the embedded synthetic phantoms (logged)."""
     if dataset is None or str(dataset).strip().lower() in SYNTHETIC:

@@ -156,22 +156,28 @@ def _gather_uneven(t: torch.Tensor) -> torch.Tensor:
 
 
 class ClassificationMetrics(Metric):
-    """ignite metric: macro ROC AUC as its value, every other figure into ``engine.state.metrics``.
+    """ignite metric: a score as its value (macro AUC or -loss), every figure into ``engine.state.metrics``.
 
     Args:
         task: ``binary``, ``multiclass`` or ``multilabel``.
         label_names: names of the outputs (binary: the positive class name).
         operating_point: thresholds used for the threshold-dependent figures.
         select_threshold: choose new thresholds on this data (validation) before computing the figures.
-        loss_fn: optional loss reported as ``<name>_loss``.
+        loss_fn: optional loss reported as ``<prefix>_loss``.
+        score: what the metric's own value (the engine's key metric: best checkpoint, early stopping) is:
+            ``auc`` (macro ROC AUC) or ``loss`` (the negated loss, so that higher is better; needs
+            ``loss_fn``). Selecting on loss helps where validation AUC saturates.
     """
 
     def __init__(self, task: str, label_names: list[str], operating_point: OperatingPoint | None = None,
-                 select_threshold: bool = False, loss_fn: Any = None,
+                 select_threshold: bool = False, loss_fn: Any = None, score: str = "auc",
                  output_transform: Any = lambda out: (out["pred"], out["label"]),
                  device: str | torch.device = "cpu") -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
+        if score not in ("auc", "loss") or (score == "loss" and loss_fn is None):
+            raise ValueError(f"score must be 'auc' or 'loss' (with loss_fn), got {score!r}")
+        self.score = score
         self.task = task
         self.label_names = list(label_names)
         self.operating_point = operating_point or OperatingPoint(1 if task == "multiclass" else len(label_names))
@@ -219,7 +225,8 @@ class ClassificationMetrics(Metric):
 
     def completed(self, engine: Engine, name: str) -> None:
         result = self.compute()
-        engine.state.metrics[name] = result["auc"]
+        value = result["auc"] if self.score == "auc" else -result.get("loss", math.inf)
+        engine.state.metrics[name] = value if value == value else float("-inf")
         prefix = name.rsplit("_", 1)[0] if "_" in name else name
         for key, value in result.items():
             if key != "confusion":

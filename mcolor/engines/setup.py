@@ -69,7 +69,7 @@ def prepare_network(network: ColorizedClassifier, device: torch.device, color_in
     return network
 
 
-def metric_score(engine: Engine, name: str = "val_auc") -> float:
+def metric_score(engine: Engine, name: str = "val_score") -> float:
     """Score for early stopping / best-model selection: a metric from ``engine.state.metrics``."""
     value = engine.state.metrics.get(name, float("nan"))
     return float(value) if value == value else float("-inf")

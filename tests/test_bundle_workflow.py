@@ -1,0 +1,93 @@
+"""Model-zoo-style checks: MONAI's ``ConfigWorkflow`` runs train.json and inference.json with
+``check_properties`` (MONAI's ``TrainProperties`` / ``InferProperties``) on tiny synthetic data.
+
+MONAI 1.6 compares property references literally (``"@train::handlers"``, not ``"@train#handlers"``),
+and ``check_properties`` raises for a missing required id, so the configs are first checked statically;
+while they lack the properties the tests xfail with the exact list (see ``property_problems``).
+``MCOLOR_TEST_BUNDLE`` points the tests at another bundle folder (to try a candidate config).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import pytest
+from monai.bundle import ConfigWorkflow
+from monai.utils import BundleProperty, BundlePropertyConfig, set_determinism
+
+BUNDLE = Path(os.environ.get("MCOLOR_TEST_BUNDLE") or Path(__file__).resolve().parents[1] / "bundles"
+              / "cxr_colorization").resolve()
+CONFIGS = BUNDLE / "configs"
+pytestmark = pytest.mark.slow
+TINY: dict[str, Any] = {"max_epochs": 1, "image_size": 32, "backbone": "resnet18", "pretrained": False,
+                        "color_module": "coloru", "batch_size": 8}
+
+
+def workflow(config: str, workflow_type: str, **overrides: Any) -> ConfigWorkflow:
+    return ConfigWorkflow(config_file=str(CONFIGS / config), meta_file=str(CONFIGS / "metadata.json"),
+                          logging_file=str(CONFIGS / "logging.conf"), workflow_type=workflow_type,
+                          bundle_root=str(BUNDLE), **overrides)
+
+
+def property_problems(wf: ConfigWorkflow) -> list[str]:
+    """Required property ids absent from the config, and optional ones whose reference MONAI rejects."""
+    problems = [f"missing required id {p[BundlePropertyConfig.ID].replace('::', '#')!r} ({name})"
+                for name, p in wf.properties.items()
+                if p.get(BundleProperty.REQUIRED) and p[BundlePropertyConfig.ID] not in wf.parser]
+    for name, p in wf.properties.items():
+        if p.get(BundleProperty.REQUIRED) or BundlePropertyConfig.REF_ID not in p:
+            continue
+        try:
+            ok = wf._check_optional_id(name=name, property=p)
+        except AttributeError:  # a literal where MONAI wants a reference (ValidationHandler interval: 1)
+            ok = False
+        if not ok:
+            where = p[BundlePropertyConfig.REF_ID].replace("::", "#")
+            if name in ("evaluator", "val_interval"):
+                where = f"train#handlers ValidationHandler {where!r}"
+            problems.append(f"optional {name!r}: {where} must be '@{p[BundlePropertyConfig.ID]}'")
+    return problems
+
+
+def xfail_until_properties(wf: ConfigWorkflow, config: str) -> None:
+    problems = property_problems(wf)
+    if problems:
+        pytest.xfail(f"{config} does not expose MONAI's properties yet (lead to edit): "
+                     + "; ".join(problems))
+
+
+@pytest.fixture(scope="module")
+def output_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("workflow")
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _reset_determinism() -> Any:
+    yield
+    set_determinism(None)
+
+
+def test_train_workflow(output_dir: Path) -> None:
+    wf = workflow("train.json", "train", output_dir=str(output_dir), **TINY)
+    xfail_until_properties(wf, "train.json")
+    wf.initialize()
+    assert wf.check_properties() == []
+    assert wf.max_epochs == 1
+    assert wf.network_def is not None and wf.train_dataset is not None
+    wf.run()
+    wf.finalize()
+    assert (output_dir / "model.pt").is_file()
+
+
+def test_infer_workflow(output_dir: Path) -> None:
+    wf = workflow("inference.json", "infer", output_dir=str(output_dir), progress=False)
+    xfail_until_properties(wf, "inference.json")
+    if not (output_dir / "model.pt").is_file():
+        pytest.skip("needs the model of test_train_workflow")
+    wf.initialize()
+    assert wf.check_properties() == []
+    wf.run()
+    wf.finalize()
+    assert (output_dir / "predictions.csv").is_file()
