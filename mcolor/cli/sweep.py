@@ -1,0 +1,29 @@
+"""``mcolor sweep CONFIG.yaml --out DIR``: run or continue a grid of bundle runs."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+
+def register(subparsers: Any) -> None:
+    p = subparsers.add_parser(
+        "sweep", help="run a grid of bundle trainings (backbones x colour modules x schedules x fractions x seeds)",
+        description="Each run goes through the bundle's train.json and evaluate.json. Finished runs are skipped, "
+                    "so re-running the same command continues a killed sweep. Writes results.csv, summary.md and "
+                    "learning_curve.png into OUT.",
+    )
+    p.add_argument("config", help="sweep YAML (see configs/experiments/)")
+    p.add_argument("--out", required=True, help="output folder")
+    p.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
+    p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
+    p.set_defaults(func=_run)
+
+
+def _run(args: argparse.Namespace) -> int:
+    from mcolor.experiments.sweep import run_sweep
+
+    path = run_sweep(args.config, args.out, max_runs=args.max_runs, dry_run=args.dry_run)
+    if not args.dry_run:
+        print(f"results: {path}")
+    return 0

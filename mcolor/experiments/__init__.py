@@ -1,0 +1,1 @@
+"""Experiments: grids of bundle runs (``mcolor sweep``), their statistics, tables and plots."""

@@ -1,0 +1,97 @@
+"""Sweep reports: the Markdown summary table and the learning-curve plot (matplotlib)."""
+
+from __future__ import annotations
+
+import io
+import math
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from mcolor.engines.atomic import atomic_write
+from mcolor.experiments.stats import hierarchical_bootstrap
+
+
+def _scores(out: Path, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
+    f = out / "runs" / run_id / "test_scores.npz"
+    if not f.is_file():
+        return None
+    data = np.load(f)
+    return data["probs"][:, 0], data["labels"][:, 0]
+
+
+def aggregate(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """One entry per arm and fraction: mean test AUC, 95 % CI (seeds x test images), seeds, mean wall time."""
+    groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        groups[(r["backbone"], r["color_module"], r["schedule"], r.get("transfer", ""), float(r["fraction"]))].append(r)
+    arms = []
+    for (backbone, cm, sch, tr, frac), rs in sorted(groups.items()):
+        scored = [s for s in (_scores(out, r["run_id"]) for r in rs) if s is not None]
+        mean, lo, hi = hierarchical_bootstrap(scored, n_boot=n_boot) if scored else (math.nan,) * 3
+        aucs = [r["test_auc"] for r in rs if r.get("test_auc") is not None]
+        arms.append({"backbone": backbone, "color_module": cm, "schedule": sch, "transfer": tr, "fraction": frac,
+                     "n_seeds": len(rs), "mean_auc": mean, "lo": lo, "hi": hi,
+                     "sd_over_seeds": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else math.nan,
+                     "mean_acc": float(np.mean([r["accuracy"] for r in rs if r.get("accuracy") is not None]))
+                     if rs else math.nan,
+                     "mean_wall_s": float(np.mean([r["wall_s"] for r in rs]))})
+    return arms
+
+
+def markdown_table(arms: list[dict[str, Any]]) -> str:
+    """Rows: arms; columns: training fractions; cells: mean AUC [95 % CI] (n seeds)."""
+    fracs = sorted({a["fraction"] for a in arms})
+    keys = sorted({(a["backbone"], a["color_module"], a["schedule"], a["transfer"]) for a in arms})
+    head = "| backbone | colour module | schedule | transfer | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |"
+    lines = [head, "|" + " --- |" * (4 + len(fracs))]
+    index = {(a["backbone"], a["color_module"], a["schedule"], a["transfer"], a["fraction"]): a for a in arms}
+    for k in keys:
+        cells = []
+        for f in fracs:
+            a = index.get((*k, f))
+            cells.append("" if a is None else f"{a['mean_auc']:.3f} [{a['lo']:.3f}, {a['hi']:.3f}] (n={a['n_seeds']})")
+        lines.append(f"| {k[0]} | {k[1]} | {k[2]} | {k[3] or '-'} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def learning_curve_png(arms: list[dict[str, Any]]) -> bytes:
+    """Test AUC against training fraction (log axis), one line per colour module, one panel per backbone."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = sorted({(a["backbone"], a["schedule"], a["transfer"]) for a in arms})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for ax, (bb, sch, tr) in zip(axes[0], panels, strict=True):
+        for cm in sorted({a["color_module"] for a in arms}):
+            pts = sorted((a["fraction"], a["mean_auc"], a["lo"], a["hi"]) for a in arms
+                         if (a["backbone"], a["schedule"], a["transfer"], a["color_module"]) == (bb, sch, tr, cm))
+            if not pts:
+                continue
+            x, m, lo, hi = map(np.array, zip(*pts, strict=True))
+            ax.errorbar(x * 100, m, yerr=[m - lo, hi - m], marker="o", capsize=3, label=cm)
+        ax.set_xscale("log")
+        ax.set(xlabel="training fraction (%)", ylabel="test ROC AUC", title=f"{bb} / {sch}" + (f" / {tr}" if tr else ""))
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """Write ``summary.md`` and ``learning_curve.png`` for the finished runs."""
+    arms = aggregate(rows, out, n_boot)
+    if not arms:
+        return arms
+    text = ("Mean test ROC AUC [95 % CI: bootstrap over seeds, then test images] (n = seeds)\n\n"
+            + markdown_table(arms))
+    atomic_write(out / "summary.md", lambda fh: fh.write(text))
+    png = learning_curve_png(arms)
+    atomic_write(out / "learning_curve.png", lambda fh: fh.write(png), mode="wb")
+    return arms

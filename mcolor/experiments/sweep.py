@@ -1,0 +1,260 @@
+"""``mcolor sweep``: a grid of bundle runs (backbones x colour modules x schedules x fractions x seeds).
+
+Every run goes through the bundle's own ``train.json`` and ``evaluate.json`` (MONAI ``ConfigWorkflow``,
+in-process, so there is no second training loop); training subsets come from the manifest subsampler
+(nested, stratified, leak-free). Each finished run leaves ``runs/<id>/result.json`` (written atomically),
+so a killed sweep continues where it stopped and finished runs are skipped. Outputs: ``results.csv``,
+``summary.md`` (mean test AUC with 95 % intervals from a two-level bootstrap over seeds and test images)
+and ``learning_curve.png``.
+
+Colour-module transfer: a ``sources`` section trains named source runs first; a grid entry
+``transfer: {source: NAME, freeze: true|false}`` starts a run's colorization module from that source's
+exported module (``color_init``), frozen or as initialisation.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+import logging
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from mcolor.data.builders import build_medmnist
+from mcolor.data.manifests import Manifest, load_manifest, save_manifest
+from mcolor.data.subsample import subsample_manifest
+from mcolor.engines.atomic import atomic_write
+from mcolor.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+GRID_KEYS = ("backbone", "color_module", "schedule", "fraction", "seed", "transfer")
+TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "sources", "bootstrap", "description")
+RESULT_FIELDS = ["run_id", "backbone", "color_module", "schedule", "fraction", "seed", "transfer", "train_images",
+                 "val_score", "test_auc", "accuracy", "sensitivity",
+                 "specificity", "threshold", "epochs", "steps", "wall_s", "params", "color_params"]
+
+
+@dataclass
+class Run:
+    """One cell of the grid."""
+
+    backbone: str
+    pretrained: str
+    color_module: str
+    schedule: str
+    fraction: float
+    seed: int
+    transfer: dict[str, Any] | None = None
+    name: str | None = None
+
+    @property
+    def run_id(self) -> str:
+        if self.name:
+            return self.name
+        t = "" if not self.transfer else f"_{self.transfer['source']}-{'frozen' if self.transfer.get('freeze') else 'init'}"
+        return f"{self.backbone}_{self.color_module}_{self.schedule}_f{self.fraction:g}_s{self.seed}{t}"
+
+
+def load_config(path: str | Path) -> dict[str, Any]:
+    """Read and check a sweep YAML; relative paths are resolved against the YAML's folder."""
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"sweep config not found: {path}", reason="missing_file", path=path)
+    cfg = yaml.safe_load(path.read_text()) or {}
+    unknown = set(cfg) - set(TOP_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown keys {sorted(unknown)}; valid: {', '.join(TOP_KEYS)}", reason="bad_option")
+    unknown = set(cfg.get("grid", {})) - set(GRID_KEYS)
+    if unknown:
+        raise ConfigError(f"{path}: unknown grid keys {sorted(unknown)}; valid: {', '.join(GRID_KEYS)}",
+                          reason="bad_option")
+    cfg["_dir"] = str(path.resolve().parent)
+    return cfg
+
+
+def _resolve(base: str, value: str | None) -> str | None:
+    if value in (None, False, "false", True, "true", "packaged"):
+        return value  # type: ignore[return-value]
+    p = Path(str(value)).expanduser()
+    return str(p if p.is_absolute() else (Path(base) / p).resolve())
+
+
+def expand_grid(cfg: dict[str, Any]) -> list[Run]:
+    """The runs of the grid, with ``seeds_per_fraction`` capping seeds for expensive fractions."""
+    grid = cfg.get("grid", {})
+    base = cfg["_dir"]
+    backbones = [b if isinstance(b, dict) else {"name": b} for b in grid.get("backbone", ["efficientnet_lite0"])]
+    caps = {float(k): int(v) for k, v in (cfg.get("seeds_per_fraction") or {}).items()}
+    runs = []
+    for b, cm, sch, frac, seed, tr in itertools.product(
+        backbones, grid.get("color_module", ["coloru"]), grid.get("schedule", ["two_stage"]),
+        grid.get("fraction", [1.0]), grid.get("seed", [0]), grid.get("transfer", [None]),
+    ):
+        seeds = list(grid.get("seed", [0]))
+        if float(frac) in caps and seeds.index(seed) >= caps[float(frac)]:
+            continue
+        if tr and (cfg.get("sources") or {}).get(tr["source"], {}).get("color_module", "coloru") != cm:
+            continue  # a transferred module only fits runs of its own colour-module family
+        runs.append(Run(b["name"], _resolve(base, b.get("pretrained", "packaged")) or "false", cm, sch,
+                        float(frac), int(seed), tr))
+    return runs
+
+
+def prepare_data(cfg: dict[str, Any], out: Path) -> Path:
+    """The sweep's base manifest: built once from a MedMNIST file, or an existing manifest."""
+    data = cfg.get("data") or {}
+    if "manifest" in data:
+        return Path(_resolve(cfg["_dir"], data["manifest"]))  # type: ignore[arg-type]
+    if "medmnist" in data:
+        target = out / "data" / "manifest.csv"
+        if not target.is_file():
+            build_medmnist(_resolve(cfg["_dir"], data["medmnist"]), out / "data",
+                           test_fraction=float(data.get("test_fraction", 0.0)), seed=int(data.get("seed", 0)))
+        return target
+    if "synthetic" in data:
+        from mcolor.data.synthetic import ensure_synthetic_dataset
+
+        return ensure_synthetic_dataset(n=int(data["synthetic"].get("n", 160)), size=int(data["synthetic"].get("size", 64)))
+    raise ConfigError("sweep data needs 'medmnist', 'manifest' or 'synthetic'", reason="bad_option")
+
+
+def subset_manifest(base: Manifest, fraction: float, seed: int, out: Path) -> Path:
+    """Write (once) and return the training subset for ``(fraction, seed)``; val/test untouched."""
+    path = out / "subsets" / f"f{fraction:g}_s{seed}" / "manifest.csv"
+    if not path.is_file():
+        sub = base if fraction >= 1.0 else subsample_manifest(base, fraction, seed)
+        save_manifest(sub, path)
+    return path
+
+
+def _workflow(config: Path, overrides: dict[str, Any]) -> Any:
+    from monai.bundle import ConfigWorkflow
+
+    wf = ConfigWorkflow(config_file=str(config), workflow_type=None, logging_file=False, **overrides)
+    wf.initialize()
+    return wf
+
+
+def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, train: dict[str, Any],
+                       color_init: Path | None = None) -> dict[str, Any]:
+    """Train with the bundle's train.json, evaluate the best checkpoint with evaluate.json."""
+    configs = bundle / "configs"
+    t0 = time.time()
+    overrides = {**train, "output_dir": str(run_dir), "dataset": str(manifest), "backbone": run.backbone,
+                 "pretrained": run.pretrained, "color_module": run.color_module, "schedule": run.schedule,
+                 "seed": run.seed, "quiet": True}
+    if color_init is not None:
+        overrides.update(color_init=str(color_init), freeze_color=bool(run.transfer and run.transfer.get("freeze")))
+    wf = _workflow(configs / "train.json", overrides)
+    wf.run()
+    trainer = wf.parser.get_parsed_content("train#trainer")
+    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    network = wf.parser.get_parsed_content("network")
+    net = getattr(network, "module", network)
+    result = {
+        "epochs": int(trainer.state.epoch), "steps": int(trainer.state.iteration),
+        "val_score": float(evaluator.state.best_metric),
+        "params": int(sum(p.numel() for p in net.parameters())),
+        "color_params": int(sum(p.numel() for p in net.color.parameters())),
+        "train_images": len(wf.parser.get_parsed_content("train#dataset")),
+    }
+    wf.finalize()
+    ev = _workflow(configs / "evaluate.json", {"output_dir": str(run_dir), "dataset": str(manifest),
+                                               "split": "test", "quiet": True})
+    ev.run()
+    metric = ev.parser.get_parsed_content("metric")
+    np.savez_compressed(run_dir / "test_scores.npz", probs=metric.last["probs"], labels=metric.last["labels"])
+    ev.finalize()
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    result.update({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity", "threshold")})
+    result["test_auc"] = metrics.get("auc")
+    result["wall_s"] = round(time.time() - t0, 1)
+    return result
+
+
+def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, dry_run: bool = False) -> Path:
+    """Run (or continue) the sweep described by ``config`` into ``out``; returns ``results.csv``."""
+    from mcolor.engines.setup import load_trained_model
+    from mcolor.engines.transfer import export_color_module
+
+    cfg = load_config(config)
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    bundle = Path(_resolve(cfg["_dir"], cfg.get("bundle", "../../bundles/cxr_colorization")))  # type: ignore[arg-type]
+    runs = expand_grid(cfg)
+    log.info("sweep %s: %d runs into %s", cfg.get("name", Path(config).stem), len(runs), out)
+    if dry_run:
+        for r in runs:
+            print(r.run_id)
+        return out / "results.csv"
+    manifest_path = prepare_data(cfg, out)
+    base = load_manifest(manifest_path)
+    train = dict(cfg.get("train") or {})
+    sources: dict[str, Path] = {}
+    for name, spec in (cfg.get("sources") or {}).items():
+        src = Run(spec["backbone"], _resolve(cfg["_dir"], spec.get("pretrained", "packaged")) or "false",
+                  spec.get("color_module", "coloru"), spec.get("schedule", "two_stage"),
+                  float(spec.get("fraction", 1.0)), int(spec.get("seed", 0)), None, name=f"source_{name}")
+        src_dir = out / "runs" / src.run_id
+        color = src_dir / "color.pt"
+        if not color.is_file():
+            _execute(src, base, out, bundle, train, None)
+            export_color_module(load_trained_model(src_dir / "model.pt").network, color)
+        sources[name] = color
+    done = 0
+    for run in runs:
+        if max_runs is not None and done >= max_runs:
+            break
+        if (out / "runs" / run.run_id / "result.json").is_file():
+            continue
+        init = None
+        if run.transfer:
+            if run.transfer["source"] not in sources:
+                raise ConfigError(f"run {run.run_id}: unknown transfer source {run.transfer['source']!r}",
+                                  reason="bad_option")
+            init = sources[run.transfer["source"]]
+        _execute(run, base, out, bundle, train, init)
+        done += 1
+    return write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
+
+
+def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str, Any], init: Path | None) -> None:
+    run_dir = out / "runs" / run.run_id
+    run_dir.mkdir(parents=True, exist_ok=True)
+    subset = subset_manifest(base, run.fraction, run.seed, out)
+    log.info("run %s", run.run_id)
+    result = train_and_evaluate(run, subset, run_dir, bundle, train, init)
+    result.update({"run_id": run.run_id, "backbone": run.backbone, "color_module": run.color_module,
+                   "schedule": run.schedule, "fraction": run.fraction, "seed": run.seed,
+                   "transfer": "" if not run.transfer else
+                   f"{run.transfer['source']}:{'frozen' if run.transfer.get('freeze') else 'init'}"})
+    atomic_write(run_dir / "result.json", lambda fh: json.dump(result, fh, indent=2))
+    log.info("run %s: test AUC %.4f (%.0f s)", run.run_id, result["test_auc"] or float("nan"), result["wall_s"])
+
+
+def write_reports(cfg: dict[str, Any], out: Path, runs: list[Run], n_boot: int = 1000) -> Path:
+    """``results.csv`` (one row per finished run), ``summary.md`` and ``learning_curve.png``."""
+    from mcolor.experiments.report import summarise
+
+    rows = []
+    for run in runs:
+        f = out / "runs" / run.run_id / "result.json"
+        if f.is_file():
+            rows.append(json.loads(f.read_text()))
+    path = out / "results.csv"
+
+    def dump(fh: Any) -> None:
+        w = csv.DictWriter(fh, fieldnames=RESULT_FIELDS, extrasaction="ignore")
+        w.writeheader()
+        w.writerows(rows)
+
+    atomic_write(path, dump, newline="")
+    summarise(rows, out, n_boot=n_boot)
+    return path

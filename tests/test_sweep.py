@@ -1,0 +1,82 @@
+"""``mcolor sweep`` on the smoke experiment (real bundle runs on phantoms), and the sweep statistics."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from monai.metrics import compute_roc_auc
+
+from mcolor.cli import main
+from mcolor.experiments.stats import auc, hierarchical_bootstrap
+from mcolor.experiments.sweep import expand_grid, load_config
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE = REPO / "configs" / "experiments" / "smoke.yaml"
+
+
+def test_auc_matches_monai_and_handles_ties() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 200)
+    s = np.round(rng.random(200) + 0.3 * y, 1)  # rounded: many ties
+    assert auc(s, y) == pytest.approx(float(compute_roc_auc(torch.tensor(s), torch.tensor(y))), abs=1e-9)
+    assert np.isnan(auc(s, np.zeros(200)))
+
+
+def test_hierarchical_bootstrap_interval_brackets_the_mean() -> None:
+    rng = np.random.default_rng(1)
+    runs = []
+    for shift in (0.8, 1.0, 1.2):
+        y = rng.integers(0, 2, 300)
+        runs.append((rng.normal(size=300) + shift * y, y))
+    mean, lo, hi = hierarchical_bootstrap(runs, n_boot=300)
+    assert lo < mean < hi and 0.5 < lo and hi < 1.0
+    one = hierarchical_bootstrap(runs[:1], n_boot=300)
+    assert one[1] < one[0] < one[2]
+
+
+def test_grid_expansion_caps_seeds_and_matches_transfer_modules() -> None:
+    runs = expand_grid(load_config(SMOKE))
+    ids = [r.run_id for r in runs]
+    assert len(ids) == len(set(ids))
+    assert not [r for r in runs if r.fraction == 1.0 and r.seed == 1]  # seeds_per_fraction {1.0: 1}
+    assert all(r.color_module == "coloru" for r in runs if r.transfer)  # never replicate <- coloru
+    assert any(r.transfer for r in runs)
+
+
+def test_bad_sweep_config_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: x\ngrid: {colour_module: [deconv]}\n")
+    assert main(["sweep", str(bad), "--out", str(tmp_path / "o")]) == 2
+
+
+def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCOLOR_CACHE", str(tmp_path / "cache"))
+    out = tmp_path / "sweep"
+    assert main(["sweep", str(SMOKE), "--out", str(out), "--max-runs", "2"]) == 0  # a "killed" sweep
+    first = sorted(p.parent.name for p in out.glob("runs/*/result.json"))
+    assert len(first) == 3  # the transfer source + 2 grid runs
+    stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/result.json")}
+    assert main(["sweep", str(SMOKE), "--out", str(out)]) == 0  # continues, skipping finished runs
+    assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
+    rows = list(csv.DictReader(open(out / "results.csv")))
+    expected = len(expand_grid(load_config(SMOKE)))
+    assert len(rows) == expected
+    for r in rows:
+        assert 0.0 <= float(r["test_auc"]) <= 1.0 and int(r["steps"]) == 6 and int(r["params"]) > 0
+    transferred = [r for r in rows if r["transfer"]]
+    assert transferred and all(r["transfer"] == "r18_coloru:frozen" for r in transferred)
+    # the frozen transferred module is exactly the exported source module
+    exported = torch.load(out / "runs" / "source_r18_coloru" / "color.pt", weights_only=True)["state_dict"]
+    ckpt = torch.load(out / "runs" / transferred[0]["run_id"] / "checkpoints" / "model_final.pt", weights_only=True)
+    for k, v in exported.items():
+        if "running" not in k and "num_batches" not in k:
+            assert torch.equal(ckpt["model"][f"color.{k}"], v), k
+    summary = (out / "summary.md").read_text()
+    assert "replicate" in summary and "coloru" in summary and "[" in summary
+    assert (out / "learning_curve.png").stat().st_size > 5000
+    assert json.loads((out / "runs" / rows[0]["run_id"] / "metrics.json").read_text())["split"] == "test"
