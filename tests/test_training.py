@@ -150,3 +150,13 @@ def test_two_process_gloo_ddp(tmp_path: Path, cache: Path) -> None:
     assert not set(shards[0]) & set(shards[1]), "ranks trained on overlapping samples"
     assert len(set(shards[0]) | set(shards[1])) == 96  # the synthetic train split, covered
     assert (out / "model.pt").is_file() and (out / "checkpoints" / "model_final.pt").is_file()
+
+
+def test_mlflow_tracking_with_a_local_store(tmp_path: Path, cache: Path) -> None:
+    mlflow = pytest.importorskip("mlflow")
+    settings = REPO / "bundles" / "cxr_colorization" / "configs" / "mlflow_tracking.json"
+    run_bundle(["train.json"], {**TINY, "output_dir": tmp_path, "quiet": "true", "tracking": settings}, cache)
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'mlruns.db'}")
+    runs = mlflow.search_runs(experiment_names=["cxr_colorization"])
+    assert len(runs) == 1
+    assert {"metrics.train_loss", "metrics.val_auc", "metrics.lr_color"} <= set(runs.columns)
