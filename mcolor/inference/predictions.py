@@ -1,86 +1,103 @@
-"""Bundle inference over a list of images: ``predictions.csv`` written atomically at the end.
+"""From network outputs to per-file results, shared by ``mcolor infer`` and the bundle's ``inference.json``.
 
-Used by the bundle's ``inference.json`` (an ``SupervisedEvaluator`` over the images, with
-:class:`PredictionWriter` as a handler). Probabilities use the task's activation; the predicted label
-uses the operating threshold stored in the checkpoint.
+:class:`PredictionWriter` is the evaluator handler: after each batch it stores probabilities and the
+predicted label (at the stored operating threshold, or the ``--threshold`` override) into the batch's
+:class:`~mcolor.inference.scan.FileRecord` objects, and turns decode failures into ``error`` records.
+:func:`run_engine` runs the evaluator (skipped when nothing was selected) and writes
+``predictions.csv`` + ``report.json`` atomically.
 """
 
 from __future__ import annotations
 
-import csv
 import logging
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from ignite.engine import Engine, Events
 
-from mcolor.data.datasets import split_records
-from mcolor.data.manifests import Manifest
-from mcolor.engines.atomic import atomic_write
 from mcolor.engines.metrics import probabilities
-from mcolor.engines.setup import TrainedModel
-from mcolor.errors import ConfigError
+from mcolor.inference.models import InferenceModel
+from mcolor.inference.outputs import write_tables
+from mcolor.inference.rules import as_flag
+from mcolor.inference.scan import FileRecord
 
 log = logging.getLogger(__name__)
 
-IMAGE_SUFFIXES = (".dcm", ".dicom", ".png", ".jpg", ".jpeg", ".tif", ".tiff")
 
+def predicted_label(probs: Sequence[float], model: InferenceModel) -> str:
+    """The decision for one image: positive/negative label (binary), arg-max class, or positive findings.
 
-def image_items(input_dir: str | Path | None = None, manifest: Manifest | None = None,
-                split: str = "test") -> list[dict[str, Any]]:
-    """``{"image": path}`` items from a folder (recursive, by suffix, sorted) or a manifest split."""
-    if input_dir:
-        root = Path(input_dir)
-        if not root.is_dir():
-            raise ConfigError(f"input_dir is not a folder: {root}", reason="missing_input", path=root)
-        files = sorted(p for p in root.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
-        if not files:
-            raise ConfigError(f"no image files ({', '.join(IMAGE_SUFFIXES)}) under {root}", reason="missing_input")
-        return [{"image": str(p)} for p in files]
-    if manifest is not None:
-        return [{"image": r["image"]} for r in split_records(manifest, split, fallback="val")]
-    raise ConfigError("give input_dir or dataset", reason="missing_input")
+    Binary models have one output (the positive class); the label names come from the checkpoint's
+    ``labels`` (``[negative, positive]``). Multi-label: the findings at or above their thresholds joined
+    with ``|`` (``none`` when there are none).
+    """
+    names, thresholds = model.output_names, model.thresholds
+    if model.task == "multiclass":
+        return names[int(np.argmax(probs))]
+    if model.task == "binary" and len(names) == 1:
+        labels = model.labels
+        negative = labels[0] if len(labels) == 2 else f"not {names[0]}"
+        return names[0] if probs[0] >= thresholds[0] else negative
+    hits = [n for n, p, t in zip(names, probs, thresholds, strict=True) if p >= t]
+    return "|".join(hits) or "none"
 
 
 class PredictionWriter:
-    """Collect per-image probabilities and write ``predictions.csv`` when the run completes."""
+    """Evaluator handler filling ``records`` from each batch; :meth:`finish` writes the tables."""
 
-    def __init__(self, model: TrainedModel, output_dir: str | Path, filename: str = "predictions.csv") -> None:
+    def __init__(
+        self,
+        model: InferenceModel,
+        records: list[FileRecord],
+        output_dir: str | Path,
+        rules: dict[str, Any] | None = None,
+        keep_phi: bool = False,
+    ) -> None:
         self.model = model
-        self.path = Path(output_dir) / filename
-        self.rows: list[dict[str, Any]] = []
+        self.records = records
+        self.output_dir = Path(output_dir)
+        self.rules = rules
+        self.keep_phi = as_flag(keep_phi)
 
     def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.STARTED, lambda _: self.rows.clear())
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
-        engine.add_event_handler(Events.COMPLETED, self.write)
 
     def collect(self, engine: Engine) -> None:
-        out = engine.state.output
-        probs = probabilities(torch.as_tensor(out["pred"]).detach().cpu(), self.model.task).numpy()
-        names = self.model.output_names
-        thresholds = self.model.operating_point.thresholds
-        for path, p in zip(engine.state.batch["image_path"], probs, strict=True):
-            row: dict[str, Any] = {"image": path}
-            row.update({f"p_{n}": round(float(v), 6) for n, v in zip(names, p, strict=True)})
-            if self.model.task == "multiclass":
-                row["predicted"] = names[int(p.argmax())]
-            elif len(names) == 1:
-                row["predicted"] = int(p[0] >= thresholds[0])
-            else:
-                row["predicted"] = "|".join(n for n, v, t in zip(names, p, thresholds, strict=True) if v >= t)
-            self.rows.append(row)
-
-    def write(self, engine: Engine) -> None:
-        if not self.rows:
+        batch = engine.state.batch
+        for index, reason, message in batch["failed"]:
+            self.records[index].fail(reason, message)
+        if not batch["index"]:
             return
-        fields = list(self.rows[0])
+        logits = torch.as_tensor(engine.state.output["pred"]).detach().cpu()
+        probs = probabilities(logits, self.model.task).numpy()
+        for index, p in zip(batch["index"], probs, strict=True):
+            record = self.records[index]
+            record.probabilities = [float(v) for v in p]
+            record.predicted = predicted_label(record.probabilities, self.model)
+            record.status = "predicted"
 
-        def dump(fh: Any) -> None:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(self.rows)
+    def finish(self) -> dict[str, int]:
+        """Close any record still pending (cannot happen unless a run was cut short) and write the tables."""
+        for record in self.records:
+            if record.status == "pending":
+                record.fail("not_processed", "the run ended before this file was predicted")
+        return write_tables(self.output_dir, self.records, self.model, self.rules, self.keep_phi)
 
-        atomic_write(self.path, dump, newline="")
-        log.info("wrote %d predictions to %s", len(self.rows), self.path)
+
+def run_engine(evaluator: Engine, writer: PredictionWriter) -> dict[str, int]:
+    """Run ``evaluator`` over the selected files (if any) and write the tables; returns status counts."""
+    if len(evaluator.data_loader.dataset) > 0:
+        evaluator.run()
+    counts = writer.finish()
+    log.info(
+        "%d files: %d predicted, %d skipped, %d errors -> %s",
+        sum(counts.values()),
+        counts["predicted"],
+        counts["skipped"],
+        counts["error"],
+        writer.output_dir / "predictions.csv",
+    )
+    return counts

@@ -198,7 +198,7 @@ def _check_transfer_syntax(ds: Dataset, path: Path) -> None:
 
 def _check_pixel_length(ds: Dataset, path: Path, n_pixels: int) -> None:
     """Catch truncation before decoding: declared length past end of file, or too few native bytes."""
-    elem = ds.get_item("PixelData")
+    elem = ds.get_item("PixelData", keep_deferred=True)  # never read a deferred value of declared size
     length = getattr(elem, "length", None)
     tell = getattr(elem, "value_tell", None)
     if length is None or length == 0xFFFFFFFF:

@@ -1,0 +1,144 @@
+"""``mcolor infer`` as a library call: scan a folder, predict the selected files, write the outputs.
+
+The run always completes: each file ends ``predicted``, ``skipped`` or ``error`` and the outputs are
+written. Only usage problems (bad options, a non-empty output folder without ``overwrite``) and an
+unusable model raise, before any file is read. The input folder is only ever read.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from mcolor.engines.setup import resolve_device
+from mcolor.errors import ConfigError, McolorError
+from mcolor.inference.batching import (
+    BatchInferer,
+    InferenceDataset,
+    ProgressHandler,
+    make_evaluator,
+    make_loader,
+)
+from mcolor.inference.models import InferenceModel, load_inference_model
+from mcolor.inference.predictions import PredictionWriter, run_engine
+from mcolor.inference.rules import SelectionRules
+from mcolor.inference.scan import FileRecord, quiet_dicom, scan_folder
+
+log = logging.getLogger(__name__)
+
+#: What a run writes into OUT_DIR; ``overwrite`` removes exactly these (never other files).
+OWN_OUTPUTS = ("predictions.csv", "report.json", "index.html", "previews", "sr")
+
+
+@dataclass
+class InferOptions:
+    """Options of one run (the CLI flags). ``eager`` forces the eager network (implied by ``previews``)."""
+
+    threshold: float | None = None
+    sr: bool = False
+    previews: bool = False
+    keep_phi: bool = False
+    device: str = "auto"
+    batch_size: int = 16
+    num_workers: int = 0
+    overwrite: bool = False
+    eager: bool = False
+    rules: SelectionRules = field(default_factory=SelectionRules)
+    progress: bool = True
+    preview_size: int = 256
+
+
+@dataclass
+class RunResult:
+    """What a run did: status counts, how many files were recognised as images, where outputs went."""
+
+    counts: dict[str, int]
+    readable: int
+    out_dir: Path
+    records: list[FileRecord]
+    model: InferenceModel
+
+    def summary_line(self) -> str:
+        c = self.counts
+        return (
+            f"mcolor infer: {sum(c.values())} files: {c['predicted']} predicted, {c['skipped']} skipped, "
+            f"{c['error']} errors -> {self.out_dir}"
+        )
+
+
+def check_output(out_dir: str | Path, input_dir: Path, overwrite: bool) -> Path:
+    """Refuse an output folder inside the input (never written) or non-empty without ``overwrite``."""
+    out = Path(out_dir).expanduser().resolve()
+    inp = input_dir.resolve()
+    if out.is_relative_to(inp) or inp.is_relative_to(out):
+        raise ConfigError(
+            f"--out must not be inside the input folder (or contain it): {out}",
+            reason="output_in_input",
+            path=out,
+        )
+    if out.exists() and not out.is_dir():
+        raise ConfigError(f"--out exists and is not a folder: {out}", reason="output_not_a_folder", path=out)
+    if out.is_dir() and any(out.iterdir()) and not overwrite:
+        raise McolorError(
+            f"output folder {out} is not empty; pass --overwrite to replace a previous run's outputs",
+            reason="output_exists",
+            path=out,
+        )
+    return out
+
+
+def clear_outputs(out: Path) -> None:
+    """Remove a previous run's own outputs (:data:`OWN_OUTPUTS`), so no stale preview or SR survives."""
+    for name in OWN_OUTPUTS:
+        path = out / name
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        elif path.exists() or path.is_symlink():
+            path.unlink()
+
+
+def run_folder(
+    input_dir: str | Path, bundle: str | Path, out_dir: str | Path, options: InferOptions | None = None
+) -> RunResult:
+    """Infer on every file under ``input_dir`` with the model of ``bundle``; write outputs to ``out_dir``.
+
+    Raises:
+        ConfigError / McolorError: bad input folder, output folder refused (usage errors).
+        BundleError: the bundle or its model cannot be opened.
+    """
+    options = options or InferOptions()
+    root = Path(input_dir).expanduser()
+    if not root.is_dir():
+        raise ConfigError(f"input folder not found or not a folder: {root}", reason="missing_input", path=root)
+    out = check_output(out_dir, root, options.overwrite)
+    model = load_inference_model(bundle, options.device, options.threshold, eager=options.eager or options.previews)
+    if options.overwrite and out.is_dir():
+        clear_outputs(out)
+    out.mkdir(parents=True, exist_ok=True)
+    with quiet_dicom():
+        records = scan_folder(root, options.rules, options.keep_phi, options.progress)
+        dataset = InferenceDataset(
+            records, model.image_size, model.letterbox, options.preview_size if options.previews else None
+        )
+        writer = PredictionWriter(model, records, out, options.rules.to_dict(), options.keep_phi)
+        handlers: list[object] = [writer, ProgressHandler(len(dataset), options.progress)]
+        if options.previews:
+            from mcolor.inference.previews import PreviewWriter
+
+            handlers.append(PreviewWriter(model, records, out))
+        loader = make_loader(dataset, options.batch_size, options.num_workers)
+        evaluator = make_evaluator(
+            model.network, loader, resolve_device(options.device), BatchInferer(model.num_outputs), handlers
+        )
+        counts = run_engine(evaluator, writer)
+        if options.sr:
+            from mcolor.inference.sr import write_reports
+
+            write_reports(out, records, model, options.keep_phi)
+        if options.previews:
+            from mcolor.inference.report_html import write_index
+
+            write_index(out, records, model, options.keep_phi)
+    return RunResult(counts, sum(r.readable for r in records), out, records, model)
