@@ -3,7 +3,7 @@
 
 MONAI 1.6 compares property references literally (``"@train::handlers"``, not ``"@train#handlers"``),
 and ``check_properties`` raises for a missing required id, so the configs are first checked statically;
-while they lack the properties the tests xfail with the exact list (see ``property_problems``).
+and a missing property fails with the exact list (see ``property_problems``).
 ``MCOLOR_TEST_BUNDLE`` points the tests at another bundle folder (to try a candidate config).
 """
 
@@ -51,11 +51,9 @@ def property_problems(wf: ConfigWorkflow) -> list[str]:
     return problems
 
 
-def xfail_until_properties(wf: ConfigWorkflow, config: str) -> None:
+def assert_properties(wf: ConfigWorkflow, config: str) -> None:
     problems = property_problems(wf)
-    if problems:
-        pytest.xfail(f"{config} does not expose MONAI's properties yet (lead to edit): "
-                     + "; ".join(problems))
+    assert not problems, f"{config} does not expose MONAI's properties: " + "; ".join(problems)
 
 
 @pytest.fixture(scope="module")
@@ -71,7 +69,7 @@ def _reset_determinism() -> Any:
 
 def test_train_workflow(output_dir: Path) -> None:
     wf = workflow("train.json", "train", output_dir=str(output_dir), **TINY)
-    xfail_until_properties(wf, "train.json")
+    assert_properties(wf, "train.json")
     wf.initialize()
     assert wf.check_properties() == []
     assert wf.max_epochs == 1
@@ -83,7 +81,7 @@ def test_train_workflow(output_dir: Path) -> None:
 
 def test_infer_workflow(output_dir: Path) -> None:
     wf = workflow("inference.json", "infer", output_dir=str(output_dir), progress=False)
-    xfail_until_properties(wf, "inference.json")
+    assert_properties(wf, "inference.json")
     if not (output_dir / "model.pt").is_file():
         pytest.skip("needs the model of test_train_workflow")
     wf.initialize()

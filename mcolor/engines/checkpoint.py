@@ -9,9 +9,11 @@ and turns any failure into a :class:`~mcolor.errors.TrainingError` naming the fi
 
 from __future__ import annotations
 
+import io
 import logging
 import re
 import types
+import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -30,8 +32,16 @@ _EPOCH = re.compile(r"checkpoint_epoch=(\d+)\.pt$")
 
 
 def _atomic_save_func(self: Any, checkpoint: Mapping, path: Path, func: Any) -> None:
-    with atomic_open(path, "wb") as fh:
-        func(checkpoint, fh, **self.kwargs)
+    # Serialise in memory first: torch's zip writer turns a full disk into an opaque "unexpected pos"
+    # error; writing the bytes ourselves gives an OSError we can name.
+    buf = io.BytesIO()
+    func(checkpoint, buf, **self.kwargs)
+    try:
+        with atomic_open(path, "wb") as fh:
+            fh.write(buf.getbuffer())
+    except OSError as exc:
+        raise TrainingError(f"cannot write checkpoint {path}: {exc.strerror or exc}", reason="output_not_writable",
+                            path=path) from exc
 
 
 class AtomicCheckpointSaver(CheckpointSaver):
@@ -72,11 +82,16 @@ def load_checkpoint(path: str | Path) -> dict[str, Any]:
     if not path.is_file():
         raise TrainingError(f"checkpoint not found: {path}", reason="checkpoint_missing", path=path)
     try:
+        if zipfile.is_zipfile(path):  # torch.load does not check the zip CRCs: a flipped byte would load
+            with zipfile.ZipFile(path) as zf:
+                bad = zf.testzip()
+            if bad:
+                raise ValueError(f"CRC mismatch in {bad}")
         obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001
         raise TrainingError(
             f"checkpoint {path} is corrupt or not a weights-only checkpoint ({type(exc).__name__}: "
-            f"{str(exc).splitlines()[0][:200]})",
+            f"{str(exc).partition(chr(10))[0][:200]})",
             reason="checkpoint_corrupt",
             path=path,
         ) from exc
