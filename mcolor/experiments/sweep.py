@@ -58,7 +58,9 @@ class Run:
     def run_id(self) -> str:
         if self.name:
             return self.name
-        t = "" if not self.transfer else f"_{self.transfer['source']}-{'frozen' if self.transfer.get('freeze') else 'init'}"
+        t = ""
+        if self.transfer:
+            t = f"_{self.transfer['source']}-{'frozen' if self.transfer.get('freeze') else 'init'}"
         return f"{self.backbone}_{self.color_module}_{self.schedule}_f{self.fraction:g}_s{self.seed}{t}"
 
 
@@ -104,7 +106,9 @@ def expand_grid(cfg: dict[str, Any]) -> list[Run]:
             continue  # a transferred module only fits runs of its own colour-module family
         runs.append(Run(b["name"], _resolve(base, b.get("pretrained", "packaged")) or "false", cm, sch,
                         float(frac), int(seed), tr))
-    return runs
+    # Seed-major order: a sweep stopped early still covers every arm and fraction for the first seeds.
+    seed_rank = {s: i for i, s in enumerate(grid.get("seed", [0]))}
+    return sorted(runs, key=lambda r: seed_rank[r.seed])
 
 
 def prepare_data(cfg: dict[str, Any], out: Path) -> Path:
@@ -121,7 +125,8 @@ def prepare_data(cfg: dict[str, Any], out: Path) -> Path:
     if "synthetic" in data:
         from mcolor.data.synthetic import ensure_synthetic_dataset
 
-        return ensure_synthetic_dataset(n=int(data["synthetic"].get("n", 160)), size=int(data["synthetic"].get("size", 64)))
+        spec = data["synthetic"] or {}
+        return ensure_synthetic_dataset(n=int(spec.get("n", 160)), size=int(spec.get("size", 64)))
     raise ConfigError("sweep data needs 'medmnist', 'manifest' or 'synthetic'", reason="bad_option")
 
 
