@@ -90,9 +90,7 @@ class NonFiniteLossGuard:
         engine.add_event_handler(Events.ITERATION_COMPLETED, self)
 
     def __call__(self, engine: Engine) -> None:
-        out = engine.state.output
-        loss = out.get("loss") if isinstance(out, Mapping) else out
-        value = float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+        value = loss_value(engine.state.output)
         if not math.isfinite(value):
             raise TrainingError(
                 f"non-finite loss ({value}) at epoch {engine.state.epoch}, iteration {engine.state.iteration}; "
@@ -181,5 +179,7 @@ class RNGState:
 
 def loss_value(output: Any) -> float:
     """``output_transform`` for Stats/TensorBoard handlers: the batch loss as a Python float."""
+    if isinstance(output, list) and output and isinstance(output[0], Mapping):  # decollate=true
+        output = output[0]
     loss = output.get("loss") if isinstance(output, Mapping) else output
     return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)

@@ -129,6 +129,7 @@ class ColorizedClassifier(nn.Module):
         for name, flag in groups.items():
             for p in self.iter_group(name):
                 p.requires_grad_(flag)
+        self._frozen = set(self.frozen_groups())
         self.train(self.training)
 
     def frozen_groups(self) -> list[str]:
@@ -137,8 +138,9 @@ class ColorizedClassifier(nn.Module):
 
     def train(self, mode: bool = True) -> ColorizedClassifier:
         super().train(mode)
-        if mode:
-            frozen = set(self.frozen_groups())
+        # MONAI calls train() every iteration: use the set cached by set_trainable, not a parameter scan.
+        frozen = getattr(self, "_frozen", set())
+        if mode and frozen:
             parts = {"color": self.color, "backbone": self.backbone}
             for name, module in parts.items():
                 if name in frozen:
