@@ -6,6 +6,7 @@ import csv
 from collections.abc import Sequence
 from pathlib import Path
 
+from mcolor.data.subsample import carve_groups, label_strata
 from mcolor.errors import ManifestError
 
 
@@ -50,3 +51,19 @@ def read_list(path: str | Path, what: str) -> list[str]:
     """Non-empty stripped lines of a text file (NIH's train_val_list.txt / test_list.txt)."""
     path = require_file(path, what)
     return [line.strip() for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def carve_val_by_patient(rows: list[dict[str, str]], findings: Sequence[str], fraction: float, seed: int) -> int:
+    """Move a stratified ``fraction`` of train patients to ``val`` in place; returns the patient count.
+
+    Shared by the multi-label builders (CheXpert, NIH) whose official releases have no usable val split.
+    """
+    if fraction <= 0:
+        return 0
+    train = [r for r in rows if r["split"] == "train"]
+    keys = label_strata("multilabel", findings, [[r[f] for f in findings] for r in train])
+    val = carve_groups([r["patient_id"] for r in train], keys, fraction, seed, salt="val")
+    for row in train:
+        if row["patient_id"] in val:
+            row["split"] = "val"
+    return len(val)

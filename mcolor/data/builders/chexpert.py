@@ -16,9 +16,8 @@ import re
 from collections.abc import Sequence
 from pathlib import Path
 
-from mcolor.data.builders._common import read_table
+from mcolor.data.builders._common import carve_val_by_patient, read_table
 from mcolor.data.manifests import Manifest, image_reference, write_manifest
-from mcolor.data.subsample import carve_groups, label_strata
 from mcolor.errors import ConfigError, ManifestError
 
 COMPETITION = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
@@ -123,15 +122,7 @@ def build_chexpert(
             "no CheXpert rows left (check --frontal-only and the CSVs)", reason="empty_manifest"
         )
 
-    carved = 0
-    if val_fraction > 0:
-        train = [r for r in rows if r["split"] == "train"]
-        keys = label_strata("multilabel", findings, [[r[f] for f in findings] for r in train])
-        val = carve_groups([r["patient_id"] for r in train], keys, val_fraction, seed, salt="val")
-        for row in train:
-            if row["patient_id"] in val:
-                row["split"] = "val"
-        carved = len(val)
+    carved = carve_val_by_patient(rows, findings, val_fraction, seed)
     extra = {
         "builder": {
             "name": "chexpert",

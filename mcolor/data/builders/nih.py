@@ -12,10 +12,9 @@ import logging
 import os
 from pathlib import Path
 
-from mcolor.data.builders._common import read_list, read_table
+from mcolor.data.builders._common import carve_val_by_patient, read_list, read_table
 from mcolor.data.builders.medmnist import NIH_FINDINGS
 from mcolor.data.manifests import Manifest, image_reference, write_manifest
-from mcolor.data.subsample import carve_groups, label_strata
 from mcolor.errors import ManifestError
 
 log = logging.getLogger(__name__)
@@ -109,15 +108,7 @@ def build_nih(
     if locate.missing:
         log.warning("%d images not found under %s (run `mcolor manifest validate`)", locate.missing, root)
 
-    carved = 0
-    if val_fraction > 0:
-        train = [r for r in rows if r["split"] == "train"]
-        keys = label_strata("multilabel", NIH_FINDINGS, [[r[f] for f in NIH_FINDINGS] for r in train])
-        val = carve_groups([r["patient_id"] for r in train], keys, val_fraction, seed, salt="val")
-        for row in train:
-            if row["patient_id"] in val:
-                row["split"] = "val"
-        carved = len(val)
+    carved = carve_val_by_patient(rows, NIH_FINDINGS, val_fraction, seed)
     extra = {
         "builder": {
             "name": "nih",
