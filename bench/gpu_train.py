@@ -20,10 +20,10 @@ from mcolor.engines import build_loss, build_optimizer
 from mcolor.networks import ColorizedClassifier
 
 
-def measure(amp: str, channels_last: bool, batch: int, steps: int, size: int) -> float:
+def measure(amp: str, channels_last: bool, batch: int, steps: int, size: int, pretrained: str = "false") -> float:
     device = torch.device("cuda")
     torch.manual_seed(0)
-    net = ColorizedClassifier("coloru", "efficientnet_lite0", num_classes=1, pretrained="packaged").to(device)
+    net = ColorizedClassifier("coloru", "efficientnet_lite0", num_classes=1, pretrained=pretrained).to(device)
     if channels_last:
         net = net.to(memory_format=torch.channels_last)
     x = torch.rand(batch, 1, size, size, device=device)
@@ -55,6 +55,8 @@ def main() -> None:
     ap.add_argument("--steps", type=int, default=60)
     ap.add_argument("--size", type=int, default=224)
     ap.add_argument("--out", default=None)
+    ap.add_argument("--pretrained", default="false",
+                    help="backbone weights (throughput does not depend on them; 'packaged' or a file also work)")
     args = ap.parse_args()
     if not torch.cuda.is_available():
         raise SystemExit("bench/gpu_train.py needs a CUDA device")
@@ -65,7 +67,7 @@ def main() -> None:
     base = None
     for amp in ("off", "fp16", "bf16"):
         for cl in (False, True):
-            ips = measure(amp, cl, args.batch_size, args.steps, args.size)
+            ips = measure(amp, cl, args.batch_size, args.steps, args.size, args.pretrained)
             base = base or ips
             rows.append(f"| {'fp32' if amp == 'off' else amp} | {cl} | {ips:.0f} | {ips / base:.2f}x |")
             print(rows[-1], flush=True)

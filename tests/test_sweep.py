@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 from pathlib import Path
 
 import numpy as np
@@ -12,8 +13,9 @@ import torch
 from monai.metrics import compute_roc_auc
 
 from mcolor.cli import main
-from mcolor.experiments.stats import auc, hierarchical_bootstrap
-from mcolor.experiments.sweep import expand_grid, load_config
+from mcolor.errors import ConfigError
+from mcolor.experiments.stats import auc, hierarchical_bootstrap, paired_bootstrap
+from mcolor.experiments.sweep import expand_grid, load_config, parse_shard
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "experiments" / "smoke.yaml"
@@ -39,6 +41,32 @@ def test_hierarchical_bootstrap_interval_brackets_the_mean() -> None:
     assert one[1] < one[0] < one[2]
 
 
+def test_paired_bootstrap_sees_a_shift_that_independent_intervals_miss() -> None:
+    rng = np.random.default_rng(2)
+    pairs, same = [], []
+    for _ in range(3):
+        y = rng.integers(0, 2, 400)
+        hard = rng.normal(size=400) + 1.0 * y  # both arms share the hard images
+        better = hard + 0.3 * y + rng.normal(scale=0.1, size=400)
+        pairs.append(((better, y), (hard, y)))
+        same.append(((hard, y), (hard, y)))
+    mean, lo, hi = paired_bootstrap(pairs, n_boot=300)
+    assert 0 < lo < mean < hi
+    assert paired_bootstrap(same, n_boot=100) == (0.0, 0.0, 0.0)
+    with pytest.raises(ValueError, match="same test images"):
+        paired_bootstrap([((hard, y), (hard, y[::-1]))], n_boot=10)
+
+
+def test_shards_split_the_grid_without_overlap() -> None:
+    assert parse_shard(None) == (0, 1) and parse_shard("1/3") == (1, 3)
+    for bad in ("3/3", "x", "1/0", "-1/2"):
+        with pytest.raises(ConfigError):
+            parse_shard(bad)
+    runs = [r.run_id for r in expand_grid(load_config(SMOKE))]
+    parts = [runs[k::2] for k in range(2)]
+    assert sorted(parts[0] + parts[1]) == sorted(runs) and not set(parts[0]) & set(parts[1])
+
+
 def test_grid_expansion_caps_seeds_and_matches_transfer_modules() -> None:
     runs = expand_grid(load_config(SMOKE))
     ids = [r.run_id for r in runs]
@@ -61,6 +89,7 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     first = sorted(p.parent.name for p in out.glob("runs/*/result.json"))
     assert len(first) == 3  # the transfer source + 2 grid runs
     stamps = {p: p.stat().st_mtime_ns for p in out.glob("runs/*/result.json")}
+    assert main(["sweep", str(SMOKE), "--out", str(out), "--shard", "1/2"]) == 0  # one of two processes
     assert main(["sweep", str(SMOKE), "--out", str(out)]) == 0  # continues, skipping finished runs
     assert all(p.stat().st_mtime_ns == t for p, t in stamps.items())
     rows = list(csv.DictReader(open(out / "results.csv")))
@@ -78,5 +107,7 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
             assert torch.equal(ckpt["model"][f"color.{k}"], v), k
     summary = (out / "summary.md").read_text()
     assert "replicate" in summary and "coloru" in summary and "[" in summary
+    assert "Paired difference" in summary and re.search(r"coloru / r18_coloru:frozen \| resnet18 / coloru \|", summary)
+    assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [+-]\d\.\d{3} \[", summary)
     assert (out / "learning_curve.png").stat().st_size > 5000
     assert json.loads((out / "runs" / rows[0]["run_id"] / "metrics.json").read_text())["split"] == "test"

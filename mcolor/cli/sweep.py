@@ -16,6 +16,9 @@ def register(subparsers: Any) -> None:
     p.add_argument("config", help="sweep YAML (see configs/experiments/)")
     p.add_argument("--out", required=True, help="output folder")
     p.add_argument("--max-runs", type=int, default=None, help="stop after this many new runs")
+    p.add_argument("--shard", default=None, metavar="K/N",
+                   help="run only every N-th run starting at K (0-based), so N processes can share one grid; "
+                        "re-run without --shard afterwards to write the combined reports")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.set_defaults(func=_run)
 
@@ -23,7 +26,7 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mcolor.experiments.sweep import run_sweep
 
-    path = run_sweep(args.config, args.out, max_runs=args.max_runs, dry_run=args.dry_run)
+    path = run_sweep(args.config, args.out, max_runs=args.max_runs, dry_run=args.dry_run, shard=args.shard)
     if not args.dry_run:
         print(f"results: {path}")
     return 0

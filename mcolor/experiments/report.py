@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 
 from mcolor.engines.atomic import atomic_write
-from mcolor.experiments.stats import hierarchical_bootstrap
+from mcolor.experiments.stats import hierarchical_bootstrap, paired_bootstrap
 
 
 def _scores(out: Path, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
@@ -57,6 +57,64 @@ def markdown_table(arms: list[dict[str, Any]]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def reference_of(arm: tuple[str, str, str, str]) -> tuple[str, str, str, str] | None:
+    """The arm a difference is measured against: the same arm learned from scratch for a transferred colour
+    module, plain channel replication (same backbone and schedule) for any other colour module."""
+    backbone, cm, sch, tr = arm
+    if tr:
+        return backbone, cm, sch, ""
+    if cm != "replicate":
+        return backbone, "replicate", sch, ""
+    return None
+
+
+def differences(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+    """Paired differences in test AUC against each arm's reference, per fraction, over the seeds both ran."""
+    by_key: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in rows:
+        key = (r["backbone"], r["color_module"], r["schedule"], r.get("transfer", "") or "", float(r["fraction"]))
+        by_key[key][int(r["seed"])] = r
+    result = []
+    for key in sorted(by_key):
+        ref = reference_of(key[:4])
+        if ref is None or (*ref, key[4]) not in by_key:
+            continue
+        mine, theirs = by_key[key], by_key[(*ref, key[4])]
+        pairs, deltas = [], []
+        for s in sorted(set(mine) & set(theirs)):
+            a, b = _scores(out, mine[s]["run_id"]), _scores(out, theirs[s]["run_id"])
+            if a is not None and b is not None:
+                pairs.append((a, b))
+                deltas.append(mine[s]["test_auc"] - theirs[s]["test_auc"])
+        if not pairs:
+            continue
+        mean, lo, hi = paired_bootstrap(pairs, n_boot=n_boot)
+        result.append({"arm": key[:4], "reference": ref, "fraction": key[4], "n_pairs": len(pairs),
+                       "wins": sum(d > 0 for d in deltas), "mean_diff": mean, "lo": lo, "hi": hi})
+    return result
+
+
+def differences_table(diffs: list[dict[str, Any]]) -> str:
+    """Rows: arm vs reference; columns: fractions; cells: mean difference [95 % CI] (wins/pairs)."""
+    fracs = sorted({d["fraction"] for d in diffs})
+    keys = sorted({(d["arm"], d["reference"]) for d in diffs})
+    lines = ["| arm | reference | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |",
+             "|" + " --- |" * (2 + len(fracs))]
+    index = {(d["arm"], d["reference"], d["fraction"]): d for d in diffs}
+
+    def name(arm: tuple[str, str, str, str]) -> str:
+        return " / ".join(x for x in (arm[0], arm[1], arm[3]) if x)
+
+    for arm, ref in keys:
+        cells = []
+        for f in fracs:
+            d = index.get((arm, ref, f))
+            cells.append("" if d is None else
+                         f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] ({d['wins']}/{d['n_pairs']})")
+        lines.append(f"| {name(arm)} | {name(ref)} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def learning_curve_png(arms: list[dict[str, Any]]) -> bytes:
     """Test AUC against training fraction (log axis), one line per colour module, one panel per backbone."""
     import matplotlib
@@ -92,6 +150,11 @@ def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list
         return arms
     text = ("Mean test ROC AUC [95 % CI: bootstrap over seeds, then test images] (n = seeds)\n\n"
             + markdown_table(arms))
+    diffs = differences(rows, out, n_boot)
+    if diffs:
+        text += ("\nPaired difference in test ROC AUC against the reference arm (same seeds, so the same training "
+                 "subsets and test images) [95 % CI: paired bootstrap over seeds, then test images] "
+                 "(seeds won / seed pairs)\n\n" + differences_table(diffs))
     atomic_write(out / "summary.md", lambda fh: fh.write(text))
     png = learning_curve_png(arms)
     atomic_write(out / "learning_curve.png", lambda fh: fh.write(png), mode="wb")

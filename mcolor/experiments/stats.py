@@ -45,3 +45,31 @@ def hierarchical_bootstrap(runs: Sequence[tuple[np.ndarray, np.ndarray]], n_boot
         means[b] = np.nanmean(vals)
     lo, hi = np.nanpercentile(means, [2.5, 97.5])
     return mean, float(lo), float(hi)
+
+
+def paired_bootstrap(pairs: Sequence[tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]],
+                     n_boot: int = 1000, seed: int = 0) -> tuple[float, float, float]:
+    """Mean AUC difference (arm minus reference) over paired runs and its 95 % interval.
+
+    A pair is two runs that share everything but the arm: the same seed, hence the same training subset
+    and the same test images in the same order. Resampling pairs (seeds), then one set of test-image
+    indices used for both runs of a pair, keeps that pairing, so the interval is much tighter than the
+    difference of two independent intervals when both arms err on the same hard images.
+    """
+    if not pairs:
+        return math.nan, math.nan, math.nan
+    for (_, ya), (_, yb) in pairs:
+        if len(ya) != len(yb) or not np.array_equal(ya, yb):
+            raise ValueError("paired runs must be scored on the same test images in the same order")
+    rng = np.random.default_rng(seed)
+    mean = float(np.nanmean([auc(sa, ya) - auc(sb, yb) for (sa, ya), (sb, yb) in pairs]))
+    diffs = np.empty(n_boot)
+    for b in range(n_boot):
+        vals = []
+        for i in rng.integers(0, len(pairs), len(pairs)):
+            (sa, y), (sb, _) = pairs[i]
+            idx = rng.integers(0, len(y), len(y))
+            vals.append(auc(sa[idx], y[idx]) - auc(sb[idx], y[idx]))
+        diffs[b] = np.nanmean(vals)
+    lo, hi = np.nanpercentile(diffs, [2.5, 97.5])
+    return mean, float(lo), float(hi)

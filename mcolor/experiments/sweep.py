@@ -18,6 +18,7 @@ import csv
 import itertools
 import json
 import logging
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -184,8 +185,29 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     return result
 
 
-def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, dry_run: bool = False) -> Path:
-    """Run (or continue) the sweep described by ``config`` into ``out``; returns ``results.csv``."""
+def parse_shard(shard: str | None) -> tuple[int, int]:
+    """``"K/N"`` -> ``(K, N)`` with ``0 <= K < N``; ``None`` -> ``(0, 1)`` (the whole grid)."""
+    if shard is None:
+        return 0, 1
+    try:
+        k, n = (int(x) for x in str(shard).split("/"))
+    except ValueError:
+        raise ConfigError(f"--shard must look like K/N (e.g. 0/2), got {shard!r}", reason="bad_option") from None
+    if n < 1 or not 0 <= k < n:
+        raise ConfigError(f"--shard {shard}: need 0 <= K < N", reason="bad_option")
+    return k, n
+
+
+def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, dry_run: bool = False,
+              shard: str | None = None) -> Path:
+    """Run (or continue) the sweep described by ``config`` into ``out``; returns ``results.csv``.
+
+    ``shard="K/N"`` runs only runs K, K+N, K+2N, ... of the seed-major grid, so N processes (one thread
+    each) can share a small machine; sources are trained by whichever shard gets there first, so train
+    them alone first (``max_runs=0``) when several shards start together. Reports always cover every
+    finished run of the grid, whichever process ran it.
+    """
+    k, n = parse_shard(shard)
     from mcolor.engines.setup import load_trained_model
     from mcolor.engines.transfer import export_color_module
 
@@ -194,9 +216,11 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
     out.mkdir(parents=True, exist_ok=True)
     bundle = Path(_resolve(cfg["_dir"], cfg.get("bundle", "../../bundles/cxr_colorization")))  # type: ignore[arg-type]
     runs = expand_grid(cfg)
-    log.info("sweep %s: %d runs into %s", cfg.get("name", Path(config).stem), len(runs), out)
+    mine = runs[k::n]
+    log.info("sweep %s: %d runs (%d in shard %d/%d) into %s", cfg.get("name", Path(config).stem), len(runs),
+             len(mine), k, n, out)
     if dry_run:
-        for r in runs:
+        for r in mine:
             print(r.run_id)
         return out / "results.csv"
     manifest_path = prepare_data(cfg, out)
@@ -214,7 +238,7 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
             export_color_module(load_trained_model(src_dir / "model.pt").network, color)
         sources[name] = color
     done = 0
-    for run in runs:
+    for run in mine:
         if max_runs is not None and done >= max_runs:
             break
         if (out / "runs" / run.run_id / "result.json").is_file():
@@ -232,7 +256,9 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
 
 def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str, Any], init: Path | None) -> None:
     run_dir = out / "runs" / run.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
+    if run_dir.exists():  # a run killed part-way (no result.json): start it afresh, no stale checkpoints
+        shutil.rmtree(run_dir)
+    run_dir.mkdir(parents=True)
     subset = subset_manifest(base, run.fraction, run.seed, out)
     log.info("run %s", run.run_id)
     result = train_and_evaluate(run, subset, run_dir, bundle, train, init)
