@@ -38,7 +38,7 @@ log = logging.getLogger(__name__)
 GRID_KEYS = ("backbone", "color_module", "schedule", "fraction", "seed", "transfer")
 TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "sources", "bootstrap", "description")
 RESULT_FIELDS = ["run_id", "backbone", "color_module", "schedule", "fraction", "seed", "transfer", "train_images",
-                 "val_score", "test_auc", "accuracy", "sensitivity",
+                 "val_score", "val_auc", "best_epoch", "test_auc", "accuracy", "sensitivity",
                  "specificity", "threshold", "epochs", "steps", "wall_s", "params", "color_params"]
 
 
@@ -270,6 +270,31 @@ def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str,
     log.info("run %s: test AUC %.4f (%.0f s)", run.run_id, result["test_auc"] or float("nan"), result["wall_s"])
 
 
+def validation_at_best(run_dir: Path) -> dict[str, Any]:
+    """Validation AUC and epoch of the kept checkpoint, read from the run's TensorBoard scalars.
+
+    The checkpoint is selected on ``val_score`` (AUC or minus the loss, as the sweep asks), so with
+    ``selection_metric: loss`` the validation AUC of the kept model is not in ``val_score``; the bundle
+    logs both per validation, and the first epoch with the best score is the one ignite's saver kept.
+    Empty when the run has no TensorBoard log.
+    """
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    scores: dict[int, float] = {}
+    aucs: dict[int, float] = {}
+    for f in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
+        acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
+        acc.Reload()
+        tags = acc.Tags().get("scalars", [])
+        if "val_score" in tags and "val_auc" in tags:
+            scores.update({e.step: e.value for e in acc.Scalars("val_score")})
+            aucs.update({e.step: e.value for e in acc.Scalars("val_auc")})
+    if not scores:
+        return {}
+    best = max(sorted(scores), key=lambda e: scores[e])  # max() keeps the first of equal scores
+    return {"best_epoch": best, "val_auc": aucs.get(best)}
+
+
 def write_reports(cfg: dict[str, Any], out: Path, runs: list[Run], n_boot: int = 1000) -> Path:
     """``results.csv`` (one row per finished run), ``summary.md`` and ``learning_curve.png``."""
     from mcolor.experiments.report import summarise
@@ -278,7 +303,10 @@ def write_reports(cfg: dict[str, Any], out: Path, runs: list[Run], n_boot: int =
     for run in runs:
         f = out / "runs" / run.run_id / "result.json"
         if f.is_file():
-            rows.append(json.loads(f.read_text()))
+            row = json.loads(f.read_text())
+            if "val_auc" not in row:
+                row.update(validation_at_best(f.parent))
+            rows.append(row)
     path = out / "results.csv"
 
     def dump(fh: Any) -> None:
