@@ -98,6 +98,7 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     for r in rows:
         assert 0.0 <= float(r["test_auc"]) <= 1.0 and int(r["steps"]) == 6 and int(r["params"]) > 0
         assert 0.0 <= float(r["val_auc"]) <= 1.0 and int(r["best_epoch"]) in (1, 2)  # of the kept checkpoint
+        assert 0.0 <= float(r["test_auc_final"]) <= 1.0  # evaluate_final: the last checkpoint, no selection
     transferred = [r for r in rows if r["transfer"]]
     assert transferred and all(r["transfer"] == "r18_coloru:frozen" for r in transferred)
     # the frozen transferred module is exactly the exported source module
@@ -110,5 +111,6 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     assert "replicate" in summary and "coloru" in summary and "[" in summary
     assert "Paired difference" in summary and re.search(r"coloru / r18_coloru:frozen \| resnet18 / coloru \|", summary)
     assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [+-]\d\.\d{3} \[", summary)
+    assert "Last checkpoint, no selection" in summary
     assert (out / "learning_curve.png").stat().st_size > 5000
     assert json.loads((out / "runs" / rows[0]["run_id"] / "metrics.json").read_text())["split"] == "test"

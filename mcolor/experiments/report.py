@@ -13,25 +13,30 @@ import numpy as np
 from mcolor.engines.atomic import atomic_write
 from mcolor.experiments.stats import hierarchical_bootstrap, paired_bootstrap
 
+#: (per-image score file, result field) for the selected checkpoint and for the last one (no selection).
+SELECTED = ("test_scores.npz", "test_auc")
+FINAL = ("test_scores_final.npz", "test_auc_final")
 
-def _scores(out: Path, run_id: str) -> tuple[np.ndarray, np.ndarray] | None:
-    f = out / "runs" / run_id / "test_scores.npz"
+
+def _scores(out: Path, run_id: str, name: str = SELECTED[0]) -> tuple[np.ndarray, np.ndarray] | None:
+    f = out / "runs" / run_id / name
     if not f.is_file():
         return None
     data = np.load(f)
     return data["probs"][:, 0], data["labels"][:, 0]
 
 
-def aggregate(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+def aggregate(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000,
+              which: tuple[str, str] = SELECTED) -> list[dict[str, Any]]:
     """One entry per arm and fraction: mean test AUC, 95 % CI (seeds x test images), seeds, mean wall time."""
     groups: dict[tuple, list[dict[str, Any]]] = defaultdict(list)
     for r in rows:
         groups[(r["backbone"], r["color_module"], r["schedule"], r.get("transfer", ""), float(r["fraction"]))].append(r)
     arms = []
     for (backbone, cm, sch, tr, frac), rs in sorted(groups.items()):
-        scored = [s for s in (_scores(out, r["run_id"]) for r in rs) if s is not None]
+        scored = [s for s in (_scores(out, r["run_id"], which[0]) for r in rs) if s is not None]
         mean, lo, hi = hierarchical_bootstrap(scored, n_boot=n_boot) if scored else (math.nan,) * 3
-        aucs = [r["test_auc"] for r in rs if r.get("test_auc") is not None]
+        aucs = [r[which[1]] for r in rs if r.get(which[1]) is not None]
         arms.append({"backbone": backbone, "color_module": cm, "schedule": sch, "transfer": tr, "fraction": frac,
                      "n_seeds": len(rs), "mean_auc": mean, "lo": lo, "hi": hi,
                      "sd_over_seeds": float(np.std(aucs, ddof=1)) if len(aucs) > 1 else math.nan,
@@ -68,7 +73,8 @@ def reference_of(arm: tuple[str, str, str, str]) -> tuple[str, str, str, str] | 
     return None
 
 
-def differences(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
+def differences(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000,
+                which: tuple[str, str] = SELECTED) -> list[dict[str, Any]]:
     """Paired differences in test AUC against each arm's reference, per fraction, over the seeds both ran."""
     by_key: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
@@ -82,10 +88,10 @@ def differences(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> li
         mine, theirs = by_key[key], by_key[(*ref, key[4])]
         pairs, deltas = [], []
         for s in sorted(set(mine) & set(theirs)):
-            a, b = _scores(out, mine[s]["run_id"]), _scores(out, theirs[s]["run_id"])
+            a, b = _scores(out, mine[s]["run_id"], which[0]), _scores(out, theirs[s]["run_id"], which[0])
             if a is not None and b is not None:
                 pairs.append((a, b))
-                deltas.append(mine[s]["test_auc"] - theirs[s]["test_auc"])
+                deltas.append(mine[s][which[1]] - theirs[s][which[1]])
         if not pairs:
             continue
         mean, lo, hi = paired_bootstrap(pairs, n_boot=n_boot)
@@ -155,6 +161,14 @@ def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list
         text += ("\nPaired difference in test ROC AUC against the reference arm (same seeds, so the same training "
                  "subsets and test images) [95 % CI: paired bootstrap over seeds, then test images] "
                  "(seeds won / seed pairs)\n\n" + differences_table(diffs))
+    final = [r for r in rows if r.get(FINAL[1]) is not None]
+    if final:
+        text += ("\n## Last checkpoint, no selection\n\nThe same runs scored with their last checkpoint instead of "
+                 "the one chosen on validation (a check on the selection rule).\n\n"
+                 + markdown_table(aggregate(final, out, n_boot, FINAL)))
+        fdiffs = differences(final, out, n_boot, FINAL)
+        if fdiffs:
+            text += "\nPaired difference, last checkpoint\n\n" + differences_table(fdiffs)
     atomic_write(out / "summary.md", lambda fh: fh.write(text))
     png = learning_curve_png(arms)
     atomic_write(out / "learning_curve.png", lambda fh: fh.write(png), mode="wb")

@@ -36,9 +36,10 @@ from mcolor.errors import ConfigError
 log = logging.getLogger(__name__)
 
 GRID_KEYS = ("backbone", "color_module", "schedule", "fraction", "seed", "transfer")
-TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "sources", "bootstrap", "description")
+TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "sources", "bootstrap", "description",
+            "evaluate_final")
 RESULT_FIELDS = ["run_id", "backbone", "color_module", "schedule", "fraction", "seed", "transfer", "train_images",
-                 "val_score", "val_auc", "best_epoch", "test_auc", "accuracy", "sensitivity",
+                 "val_score", "val_auc", "best_epoch", "test_auc", "test_auc_final", "accuracy", "sensitivity",
                  "specificity", "threshold", "epochs", "steps", "wall_s", "params", "color_params"]
 
 
@@ -172,13 +173,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
         "train_images": len(wf.parser.get_parsed_content("train#dataset")),
     }
     wf.finalize()
-    ev = _workflow(configs / "evaluate.json", {"output_dir": str(run_dir), "dataset": str(manifest),
-                                               "split": "test", "quiet": True})
-    ev.run()
-    metric = ev.parser.get_parsed_content("metric")
-    np.savez_compressed(run_dir / "test_scores.npz", probs=metric.last["probs"], labels=metric.last["labels"])
-    ev.finalize()
-    metrics = json.loads((run_dir / "metrics.json").read_text())
+    metrics = evaluate_checkpoint(bundle, run_dir, manifest, run_dir / "model.pt", run_dir, "test_scores.npz")
     result.update({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity", "threshold")})
     result["test_auc"] = metrics.get("auc")
     result["wall_s"] = round(time.time() - t0, 1)
@@ -196,6 +191,39 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     if n < 1 or not 0 <= k < n:
         raise ConfigError(f"--shard {shard}: need 0 <= K < N", reason="bad_option")
     return k, n
+
+
+def evaluate_checkpoint(bundle: Path, run_dir: Path, manifest: Path, checkpoint: Path, out_dir: Path,
+                        scores_name: str) -> dict[str, Any]:
+    """Evaluate one checkpoint on the test split with the bundle's evaluate.json; keep the per-image scores
+    (``out_dir/scores_name``) for the bootstrap and return the metrics it wrote."""
+    ev = _workflow(bundle / "configs" / "evaluate.json", {"output_dir": str(out_dir), "dataset": str(manifest),
+                                                          "checkpoint": str(checkpoint), "split": "test",
+                                                          "quiet": True})
+    ev.run()
+    metric = ev.parser.get_parsed_content("metric")
+    np.savez_compressed(run_dir / scores_name, probs=metric.last["probs"], labels=metric.last["labels"])
+    ev.finalize()
+    return json.loads((out_dir / "metrics.json").read_text())
+
+
+def evaluate_final(run: Run, out: Path, bundle: Path, manifest: Path) -> None:
+    """Add the last checkpoint's test AUC (no checkpoint selection) to a finished run's ``result.json``.
+
+    A sensitivity check on the selection rule: with a few dozen training images, the lowest validation
+    loss can belong to a near-constant early model, so tables are reported both ways.
+    """
+    run_dir = out / "runs" / run.run_id
+    result = json.loads((run_dir / "result.json").read_text())
+    if "test_auc_final" in result:
+        return
+    final = run_dir / "checkpoints" / "model_final.pt"
+    if not final.is_file():
+        log.warning("run %s has no %s; test_auc_final left empty", run.run_id, final.name)
+        return
+    metrics = evaluate_checkpoint(bundle, run_dir, manifest, final, run_dir / "final", "test_scores_final.npz")
+    result["test_auc_final"] = metrics.get("auc")
+    atomic_write(run_dir / "result.json", lambda fh: json.dump(result, fh, indent=2))
 
 
 def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, dry_run: bool = False,
@@ -242,6 +270,9 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
         if max_runs is not None and done >= max_runs:
             break
         if (out / "runs" / run.run_id / "result.json").is_file():
+            if cfg.get("evaluate_final"):
+                # back-fills runs finished before the option was set
+                evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
             continue
         init = None
         if run.transfer:
@@ -250,6 +281,8 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
                                   reason="bad_option")
             init = sources[run.transfer["source"]]
         _execute(run, base, out, bundle, train, init)
+        if cfg.get("evaluate_final"):
+            evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
         done += 1
     return write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
 
