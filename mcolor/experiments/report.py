@@ -128,19 +128,21 @@ def learning_curve_png(arms: list[dict[str, Any]]) -> bytes:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    panels = sorted({(a["backbone"], a["schedule"], a["transfer"]) for a in arms})
-    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for ax, (bb, sch, tr) in zip(axes[0], panels, strict=True):
-        for cm in sorted({a["color_module"] for a in arms}):
+    # One panel per backbone and schedule, one line per colour module (and transfer), on a shared y axis so
+    # that panels compare at a glance.
+    panels = sorted({(a["backbone"], a["schedule"]) for a in arms})
+    fig, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False, sharey=True)
+    for ax, (bb, sch) in zip(axes[0], panels, strict=True):
+        for cm, tr in sorted({(a["color_module"], a["transfer"]) for a in arms}):
             pts = sorted((a["fraction"], a["mean_auc"], a["lo"], a["hi"]) for a in arms
-                         if (a["backbone"], a["schedule"], a["transfer"], a["color_module"]) == (bb, sch, tr, cm))
+                         if (a["backbone"], a["schedule"], a["color_module"], a["transfer"]) == (bb, sch, cm, tr))
             if not pts:
                 continue
             x, m, lo, hi = map(np.array, zip(*pts, strict=True))
-            ax.errorbar(x * 100, m, yerr=[m - lo, hi - m], marker="o", capsize=3, label=cm)
+            ax.errorbar(x * 100, m, yerr=[m - lo, hi - m], marker="o", capsize=3,
+                        label=f"{cm} ({tr})" if tr else cm, linestyle="--" if tr else "-")
         ax.set_xscale("log")
-        title = f"{bb} / {sch}" + (f" / {tr}" if tr else "")
-        ax.set(xlabel="training fraction (%)", ylabel="test ROC AUC", title=title)
+        ax.set(xlabel="training fraction (%)", ylabel="test ROC AUC", title=f"{bb} / {sch}")
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
     buf = io.BytesIO()
