@@ -48,6 +48,10 @@ _UID = re.compile(r"[0-9][0-9.]{0,63}")
 _SOURCE = hd.sr.CodedConcept("121112", "DCM", "Source of Measurement")
 
 
+#: Patient and Study attributes the SR's header carries: blanked when anonymous, required when copied.
+_PATIENT_STUDY_KEYWORDS = ("PatientBirthDate", "PatientSex", "AccessionNumber", "StudyID", "StudyDate", "StudyTime")
+
+
 def _sop_class(record: FileRecord) -> str:
     """The source SOP class for the reference; CR Image Storage when the header had no valid one."""
     uid = record.header.get("sop_class_uid", "")
@@ -62,15 +66,7 @@ def _anonymous_evidence(record: FileRecord) -> Dataset:
     ds.StudyInstanceUID = record.uids["study_instance_uid"]
     ds.SeriesInstanceUID = record.uids["series_instance_uid"]
     ds.PatientName, ds.PatientID = ANON_NAME, ANON_ID
-    for keyword in (
-        "PatientBirthDate",
-        "PatientSex",
-        "AccessionNumber",
-        "StudyID",
-        "StudyDate",
-        "StudyTime",
-        "ReferringPhysicianName",
-    ):
+    for keyword in (*_PATIENT_STUDY_KEYWORDS, "ReferringPhysicianName"):
         setattr(ds, keyword, "")
     return ds
 
@@ -78,16 +74,7 @@ def _anonymous_evidence(record: FileRecord) -> Dataset:
 def _source_evidence(record: FileRecord) -> Dataset:
     """The source header (``--keep-phi``): highdicom copies its Patient and Study modules."""
     ds = pydicom.dcmread(str(record.path), stop_before_pixels=True)
-    for keyword in (
-        "PatientName",
-        "PatientID",
-        "PatientBirthDate",
-        "PatientSex",
-        "AccessionNumber",
-        "StudyID",
-        "StudyDate",
-        "StudyTime",
-    ):
+    for keyword in ("PatientName", "PatientID", *_PATIENT_STUDY_KEYWORDS):
         if keyword not in ds:
             setattr(ds, keyword, "")
     return ds
