@@ -5,7 +5,12 @@
 # On this project's device machine the repository travels without ../shared and without our venv, so the
 # caller carries .devdata/ (copies of ../shared/data/pneumoniamnist and ../shared/weights) and .whl/
 # (pure-Python wheels the image lacks: monai, pytorch-ignite, pydicom, nibabel, fire, termcolor); both are
-# git-ignored. On a machine with the project installed and ../shared beside it, neither is needed:
+# git-ignored (add both to .git/info/exclude; never commit them). To make them, in the repository root:
+#   mkdir -p .devdata/data && cp -r ../shared/data/pneumoniamnist .devdata/data/ && cp -r ../shared/weights .devdata/
+#   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl monai pytorch-ignite pydicom nibabel fire termcolor
+# and delete them after the session. On a machine with the project installed and ../shared beside it,
+# neither is needed:
 #   bash bench/gpu_session.sh
 #
 # Measured on one H200 (2026-11-26, docs/results.md): the benchmark needs ~30 s per precision setting (cuDNN
