@@ -173,6 +173,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
         "train_images": len(wf.parser.get_parsed_content("train#dataset")),
     }
     wf.finalize()
+    result.update(validation_at_best(run_dir))
     metrics = evaluate_checkpoint(bundle, run_dir, manifest, run_dir / "model.pt", run_dir, "test_scores.npz")
     result.update({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity", "threshold")})
     result["test_auc"] = metrics.get("auc")
@@ -195,8 +196,8 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
 
 def evaluate_checkpoint(bundle: Path, run_dir: Path, manifest: Path, checkpoint: Path, out_dir: Path,
                         scores_name: str) -> dict[str, Any]:
-    """Evaluate one checkpoint on the test split with the bundle's evaluate.json; keep the per-image scores
-    (``out_dir/scores_name``) for the bootstrap and return the metrics it wrote."""
+    """Evaluate one checkpoint on the test split with the bundle's evaluate.json (its files go to ``out_dir``);
+    keep the per-image scores as ``run_dir/scores_name`` for the bootstrap and return the metrics."""
     ev = _workflow(bundle / "configs" / "evaluate.json", {"output_dir": str(out_dir), "dataset": str(manifest),
                                                           "checkpoint": str(checkpoint), "split": "test",
                                                           "quiet": True})
@@ -269,21 +270,17 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
     for run in mine:
         if max_runs is not None and done >= max_runs:
             break
-        if (out / "runs" / run.run_id / "result.json").is_file():
-            if cfg.get("evaluate_final"):
-                # back-fills runs finished before the option was set
-                evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
-            continue
-        init = None
-        if run.transfer:
-            if run.transfer["source"] not in sources:
-                raise ConfigError(f"run {run.run_id}: unknown transfer source {run.transfer['source']!r}",
-                                  reason="bad_option")
-            init = sources[run.transfer["source"]]
-        _execute(run, base, out, bundle, train, init)
-        if cfg.get("evaluate_final"):
+        if not (out / "runs" / run.run_id / "result.json").is_file():
+            init = None
+            if run.transfer:
+                if run.transfer["source"] not in sources:
+                    raise ConfigError(f"run {run.run_id}: unknown transfer source {run.transfer['source']!r}",
+                                      reason="bad_option")
+                init = sources[run.transfer["source"]]
+            _execute(run, base, out, bundle, train, init)
+            done += 1
+        if cfg.get("evaluate_final"):  # also back-fills runs finished before the option was set
             evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
-        done += 1
     return write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
 
 
