@@ -157,7 +157,11 @@ def test_medmnist_bad_inputs(tmp_path: Path, capsys: pytest.CaptureFixture[str])
         ("person100_bacteria_475.jpeg", "person100"),
         ("IM-0115-0001.jpeg", "IM-0115"),
         ("NORMAL2-IM-0381-0001.jpeg", "NORMAL2-IM-0381"),
+        ("IM-0429-0001-0001.jpeg", "IM-0429"),  # 143 such names in the real split got no id before
+        ("NORMAL2-IM-1345-0001-0002.jpeg", "NORMAL2-IM-1345"),
+        ("person447_virus_921_1.jpeg", "person447"),
         ("scan.png", None),
+        ("person1_bacteria.jpeg", None),
     ],
 )
 def test_kermany_patient_id(name: str, patient: str | None) -> None:
@@ -197,7 +201,8 @@ def test_folders_kermany_tree(tmp_path: Path) -> None:
     assert main(["manifest", "folders", str(root), "--out", str(tmp_path / "out")]) == 0
     m = load_manifest(tmp_path / "out" / "manifest.csv")
     assert m.task == "binary" and m.labels == ("NORMAL", "PNEUMONIA")
-    assert m.counts() == {"train": 6, "val": 2, "test": 4}
+    assert m.counts() == {"train": 6, "val": 2, "test": 4}  # every official split kept, nothing carved
+    assert m.meta["builder"]["carved"] == {}
     by_name = {Path(r["image"]).name: r for r in m.rows}
     assert by_name["person1_bacteria_2.jpeg"]["patient_id"] == "person1"
     assert by_name["person1_bacteria_2.jpeg"]["label"] == "1" and by_name["IM-0115-0001.jpeg"]["label"] == "0"
@@ -210,6 +215,132 @@ def test_folders_kermany_tree(tmp_path: Path) -> None:
     inside = build_folders(root, root)  # manifest beside the images: relative paths
     assert inside.rows[0]["image"] == "train/NORMAL/IM-0115-0001.jpeg"
     assert _errors(root / "manifest.csv") == []
+
+
+KERMANY224 = SHARED / "data" / "kermany224"
+needs_kermany = pytest.mark.skipif(not (KERMANY224 / "train").is_dir(), reason=f"real data absent: {KERMANY224}")
+
+
+def _groups_by_split(m) -> dict[str, set[str]]:
+    out: dict[str, set[str]] = {}
+    for r in m.rows:
+        out.setdefault(r["group_id"], set()).add(r["split"])
+    return out
+
+
+def _kermany_train_tree(root: Path, per_class: int = 40) -> Path:
+    """A train-only Kermany tree of distinct real pixels: every name pattern, several images per patient."""
+    if PNEUMONIA_NPZ.is_file():
+        with np.load(PNEUMONIA_NPZ) as d:
+            pixels = d["train_images"][: 3 * per_class * 2]
+    else:
+        pixels = np.random.default_rng(1).integers(0, 256, (3 * per_class * 2, 28, 28), dtype=np.uint8)
+    names = {"NORMAL": [], "PNEUMONIA": []}
+    for p in range(per_class // 2):
+        names["NORMAL"] += [f"IM-{p:04d}-0001.jpeg", f"NORMAL2-IM-{p:04d}-0001-0002.jpeg"]
+        names["PNEUMONIA"] += [f"person{p}_bacteria_{2 * p}.jpeg", f"person{p}_virus_{2 * p + 1}.jpeg",
+                               f"person{p + 500}_virus_{p}_1.jpeg"]
+    k = 0
+    for cls, files in names.items():
+        (root / "train" / cls).mkdir(parents=True)
+        for name in files:
+            Image.fromarray(pixels[k]).save(root / "train" / cls / name, quality=100)
+            k += 1
+    return root
+
+
+def test_folders_carves_val_and_test_from_train_only(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = _kermany_train_tree(tmp_path / "k")
+    # the same picture filed under a second child's name: it must land with the first child
+    Image.open(root / "train/PNEUMONIA/person3_bacteria_6.jpeg").save(root / "train/PNEUMONIA/person77_bacteria_9.jpeg")
+    (root / "train/PNEUMONIA/person77_bacteria_9.jpeg").write_bytes(
+        (root / "train/PNEUMONIA/person3_bacteria_6.jpeg").read_bytes())
+    args = ["manifest", "folders", str(root), "--out", str(tmp_path / "o"), "--val-fraction", "0.2",
+            "--test-fraction", "0.25", "--seed", "3"]
+    assert main(args) == 0
+    printed = capsys.readouterr().out
+    assert "carved test" in printed and "carved val" in printed and "1 pixel-identical" in printed
+    m = load_manifest(tmp_path / "o" / "manifest.csv")
+    assert set(m.counts()) == {"train", "val", "test"} and sum(m.counts().values()) == 101
+    by_name = {Path(r["image"]).name: r for r in m.rows}
+    twin, first = by_name["person77_bacteria_9.jpeg"], by_name["person3_bacteria_6.jpeg"]
+    assert twin["patient_id"] == "person77" and twin["group_id"] == first["group_id"] == "person3"
+    assert twin["split"] == first["split"]
+    assert all(len(s) == 1 for s in _groups_by_split(m).values())  # no patient or twin straddles splits
+    assert by_name["person3_virus_7.jpeg"]["subtype"] == "viral" and by_name["IM-0003-0001.jpeg"]["subtype"] == "normal"
+    # stratified: each subtype keeps its share of patients in test (10 of 40 normal-name patients, ...)
+    test_subtypes = Counter(r["subtype"] for r in m.rows if r["split"] == "test")
+    assert set(test_subtypes) == {"normal", "bacterial", "viral"}
+    assert _errors(tmp_path / "o" / "manifest.csv", hash_content=True) == []
+    # deterministic in the seed, different with another seed
+    again = build_folders(root, tmp_path / "o2", val_fraction=0.2, test_fraction=0.25, seed=3)
+    assert [r["split"] for r in again.rows] == [r["split"] for r in m.rows]
+    other = build_folders(root, tmp_path / "o3", val_fraction=0.2, test_fraction=0.25, seed=4)
+    assert [r["split"] for r in other.rows] != [r["split"] for r in m.rows]
+    # the three-class task from the file names: same patients in each split as the binary manifest
+    sub = build_folders(root, tmp_path / "o4", val_fraction=0.2, test_fraction=0.25, seed=3, task="subtype")
+    assert sub.task == "multiclass" and sub.labels == ("NORMAL", "BACTERIAL", "VIRAL")
+    sub_by_name = {Path(r["image"]).name: r for r in sub.rows}
+    assert sub_by_name["person3_virus_7.jpeg"]["label"] == "2"
+    assert sub_by_name["person3_bacteria_6.jpeg"]["label"] == "1"
+    assert {n: r["split"] for n, r in sub_by_name.items()} == {n: r["split"] for n, r in by_name.items()}
+
+
+def test_folders_keeps_official_test_and_carves_val(tmp_path: Path) -> None:
+    root = _kermany_train_tree(tmp_path / "k")
+    (root / "test" / "NORMAL").mkdir(parents=True)
+    (root / "test" / "PNEUMONIA").mkdir(parents=True)
+    for name in ("IM-0001-0001.jpeg", "NORMAL2-IM-0900-0001.jpeg"):
+        Image.new("L", (8, 8), 40).save(root / "test" / "NORMAL" / name)
+    Image.new("L", (8, 8), 90).save(root / "test" / "PNEUMONIA" / "person900_virus_1.jpeg")
+    m = build_folders(root, tmp_path / "o", val_fraction=0.1, test_fraction=0.3)  # test exists: not carved
+    assert m.counts()["test"] == 3 and m.counts()["val"] > 0
+    assert set(m.meta["builder"]["carved"]) == {"val"} and m.meta["builder"]["official_splits"] == ["test", "train"]
+    assert {Path(r["image"]).name for r in m.rows if r["split"] == "test"} == {
+        "IM-0001-0001.jpeg", "NORMAL2-IM-0900-0001.jpeg", "person900_virus_1.jpeg"}
+    none = build_folders(root, tmp_path / "o2", val_fraction=0.0)
+    assert set(none.counts()) == {"train", "test"}
+
+
+def test_folders_task_and_fraction_errors(tmp_path: Path) -> None:
+    for cls in ("covid", "normal"):
+        (tmp_path / "t" / "train" / cls).mkdir(parents=True)
+        Image.new("L", (4, 4)).save(tmp_path / "t" / "train" / cls / "x.png")
+    with pytest.raises(ManifestError, match="Kermany") as info:
+        build_folders(tmp_path / "t", tmp_path / "o", task="subtype")
+    assert info.value.reason == "bad_layout"
+    with pytest.raises(ManifestError) as info:
+        build_folders(tmp_path / "t", tmp_path / "o", val_fraction=0.6, test_fraction=0.5)
+    assert info.value.reason == "bad_fraction"
+    with pytest.raises(ManifestError) as info:
+        build_folders(tmp_path / "t", tmp_path / "o", task="cats")
+    assert info.value.reason == "bad_option"
+
+
+@needs_kermany
+def test_every_real_kermany_name_parses() -> None:
+    from mcolor.data.builders.folders import kermany_subtype
+
+    names = {cls: sorted(p.name for p in (KERMANY224 / "train" / cls).iterdir()) for cls in ("NORMAL", "PNEUMONIA")}
+    assert len(names["NORMAL"]) == 1341 and len(names["PNEUMONIA"]) == 3875
+    unparsed = [n for ns in names.values() for n in ns if kermany_patient_id(n) is None]
+    assert unparsed == []
+    subtypes = Counter(kermany_subtype(n, cls) for cls, ns in names.items() for n in ns)
+    assert subtypes == {"NORMAL": 1341, "BACTERIAL": 2530, "VIRAL": 1345}
+    patients = {cls: {kermany_patient_id(n) for n in ns} for cls, ns in names.items()}
+    assert not patients["NORMAL"] & patients["PNEUMONIA"]
+    assert 1200 < len(patients["NORMAL"]) < 1400 and 1300 < len(patients["PNEUMONIA"]) < 1700
+
+
+@needs_kermany
+@pytest.mark.slow
+def test_real_kermany_carve_is_leak_free(tmp_path: Path) -> None:
+    m = build_folders(KERMANY224, tmp_path / "k", val_fraction=0.1, test_fraction=0.2, task="pneumonia")
+    counts = m.counts()
+    assert sum(counts.values()) == 5216 and 0.17 < counts["test"] / 5216 < 0.23 and 0.07 < counts["val"] / 5216 < 0.13
+    assert m.meta["builder"]["identical_images"] >= 20  # the split holds about 30 groups of identical images
+    assert all(len(s) == 1 for s in _groups_by_split(m).values())
+    assert _errors(tmp_path / "k" / "manifest.csv") == []
 
 
 def test_folders_multiclass_and_bad_layout(tmp_path: Path) -> None:

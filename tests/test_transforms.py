@@ -135,7 +135,18 @@ def test_letterbox_rejects_bad_input():
     with pytest.raises(ConfigError):
         Letterbox(0)
     with pytest.raises(ConfigError):
-        Letterbox(32, mode="stretch")
+        Letterbox(32, mode="squash")
+
+
+def test_letterbox_stretch_fills_the_square_without_keeping_aspect():
+    img = torch.zeros(1, 40, 20)
+    img[:, :20] = 1.0  # top half bright
+    out = Letterbox(10, mode="stretch")(img)
+    assert out.shape == (1, 10, 10)
+    assert torch.all(out[:, :4] > 0.99) and torch.all(out[:, 6:] < 0.01)  # no bars: the top half fills rows 0-4
+    assert letterbox_geometry(40, 20, 10, "stretch") == (10, 10, 0, 0, None)
+    padded = Letterbox(10, mode="pad")(img)
+    assert torch.all(padded[:, :, :2] == 0) and torch.all(padded[:, :, -2:] == 0)  # pad keeps the aspect: bars
 
 
 def test_letterbox_dictionary_form():

@@ -57,7 +57,15 @@ def _medmnist(args: argparse.Namespace) -> int:
 def _folders(args: argparse.Namespace) -> int:
     from mcolor.data.builders import build_folders
 
-    print(_summary(build_folders(args.root, args.out, source=args.source, license=args.license)))
+    manifest = build_folders(args.root, args.out, source=args.source, license=args.license,
+                             val_fraction=args.val_fraction, test_fraction=args.test_fraction, seed=args.seed,
+                             task=args.task, dedupe=not args.no_dedupe)
+    builder = manifest.meta.get("builder", {})
+    print(_summary(manifest))
+    for split, info in builder.get("carved", {}).items():
+        print(f"carved {split}: {info['groups']} patient groups ({info['fraction']:g} of train, seed {args.seed})")
+    if builder.get("identical_images"):
+        print(f"{builder['identical_images']} pixel-identical images joined to the group of their first copy")
     return 0
 
 
@@ -136,8 +144,18 @@ def register(subparsers: Any) -> None:
     p.set_defaults(func=_medmnist)
 
     p = sub.add_parser("folders", help="class-per-folder tree (Kermany layout) -> manifest")
-    p.add_argument("root", help="folder holding train/, val/, test/")
+    p.add_argument("root", help="folder holding train/ and optionally val/ and test/ (official splits are kept)")
     p.add_argument("--out", required=True)
+    p.add_argument("--val-fraction", type=float, default=0.1,
+                   help="patients carved from train into val when ROOT has no val/ (default 0.1; 0 = none)")
+    p.add_argument("--test-fraction", type=float, default=0.0,
+                   help="patients carved from train into test when ROOT has no test/ (default 0 = none)")
+    p.add_argument("--seed", type=int, default=0, help="seed of the carving")
+    p.add_argument("--task", choices=["folders", "pneumonia", "subtype"], default="folders",
+                   help="folders: classes = sub-folders; pneumonia: binary NORMAL/PNEUMONIA; "
+                        "subtype: NORMAL/BACTERIAL/VIRAL from Kermany file names")
+    p.add_argument("--no-dedupe", action="store_true",
+                   help="do not decode images to join pixel-identical ones into one group")
     p.add_argument("--source", help="dataset source recorded in the sidecar")
     p.add_argument("--license", help="dataset licence recorded in the sidecar")
     p.set_defaults(func=_folders)
@@ -169,6 +187,7 @@ def register(subparsers: Any) -> None:
     p.add_argument("--fraction", type=float, required=True)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--stratify", choices=["label", "none"], default="label")
-    p.add_argument("--group", default="patient_id", help="grouping column, or 'none'")
+    p.add_argument("--group", default="auto",
+                   help="grouping column, 'auto' (group_id when present, else patient_id) or 'none'")
     p.add_argument("--out", required=True, help="output CSV (sidecar written beside it)")
     p.set_defaults(func=_subsample)

@@ -497,7 +497,8 @@ def validate_manifest(
     """Every problem in a manifest, sorted by line; never raises on bad content.
 
     Errors: unreadable file/sidecar/header, bad rows, bad labels for the task, unknown splits, missing
-    image files (``check_files``), a patient in two splits (``patient_leak``), one image in two splits
+    image files (``check_files``), a patient in two splits (``patient_leak``), a ``group_id`` in two splits
+    (``group_leak``), one image in two splits
     (same path; with ``hash_content=True`` also same bytes under different paths — opt-in because it
     reads every file). Warnings: no ``patient_id`` column (leakage cannot be checked), an image listed
     twice in one split, a class absent from train, sidecar counts that disagree with the CSV.
@@ -534,7 +535,7 @@ def validate_manifest(
             for img, n in zip(images, lines, strict=True)
             if img and not os.path.isfile(img)
         ]
-    issues += _cross_split_issues(rows, lines, images, "patient_id" in header, hash_content)
+    issues += _cross_split_issues(rows, lines, images, "patient_id" in header, hash_content, "group_id" in header)
     if task is not None and task != "multilabel":
         train = {r["label"] for r in rows if r.get("split") == "train"}
         for k, name in enumerate(labels):
@@ -562,9 +563,11 @@ def _split_rank(split: str) -> int:
 
 
 def _cross_split_issues(
-    rows: Sequence[dict], lines: Sequence[int], images: Sequence[str], has_patient: bool, hash_content: bool
+    rows: Sequence[dict], lines: Sequence[int], images: Sequence[str], has_patient: bool, hash_content: bool,
+    has_group: bool = False,
 ) -> list[Issue]:
-    """Leakage between splits: same patient, same image path, optionally same image bytes."""
+    """Leakage between splits: same patient, same group (``group_id``: patients joined by identical
+    images), same image path, optionally same image bytes."""
     issues: list[Issue] = []
     if not has_patient:
         issues.append(
@@ -599,6 +602,8 @@ def _cross_split_issues(
 
     if has_patient:
         check(lambda i: rows[i].get("patient_id"), "patient_leak", "patient", None)
+    if has_group:
+        check(lambda i: rows[i].get("group_id"), "group_leak", "group", None)
     check(lambda i: images[i], "image_in_two_splits", "image", "duplicate_image")
     if hash_content:
         issues += _content_issues(rows, lines, images, order)

@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 
 __all__ = [
     "carve_groups",
+    "default_group_column",
     "group_strata",
     "label_strata",
     "ranked_groups",
@@ -94,6 +95,11 @@ def carve_groups(
     return chosen
 
 
+def default_group_column(manifest: Manifest) -> str:
+    """The column that keeps related images together: ``group_id`` when present, else ``patient_id``."""
+    return "group_id" if "group_id" in manifest.columns else "patient_id"
+
+
 def _row_values(manifest: Manifest, rows: Sequence[Mapping[str, str]]) -> list[list[float | None]]:
     return [[_parse_number(r.get(c, "")) for c in manifest.label_columns] for r in rows]
 
@@ -103,13 +109,15 @@ def subsample_manifest(
     fraction: float,
     seed: int,
     stratify: bool = True,
-    group: str | None = "patient_id",
+    group: str | None = "auto",
 ) -> Manifest:
     """A nested, stratified, patient-grouped subset of the train split; val/test rows kept as they are.
 
     ``fraction`` counts groups (patients), not images, per stratum (``ceil``, so at least one per
     stratum). When the manifest has no ``group`` column (MedMNIST has no patient ids) every image is
-    its own group. Returns an in-memory manifest; :func:`write_subsample` saves it.
+    its own group. ``group="auto"`` uses ``group_id`` when present (patients joined with every patient
+    sharing a pixel-identical image, see :mod:`mcolor.data.builders.folders`), else ``patient_id``.
+    Returns an in-memory manifest; :func:`write_subsample` saves it.
     """
     if not isinstance(fraction, (int, float)) or not 0.0 < fraction <= 1.0:
         raise ConfigError(f"--fraction must be in (0, 1], got {fraction}", reason="bad_fraction")
@@ -119,6 +127,8 @@ def subsample_manifest(
         raise ManifestError(
             "the manifest has no train rows to subsample", reason="no_train", path=manifest.path
         )
+    if group == "auto":
+        group = default_group_column(manifest)
     if group is not None and group not in manifest.columns:
         log.warning("column %r not in the manifest: every image is its own group", group)
         group = None
@@ -163,7 +173,7 @@ def write_subsample(
     fraction: float,
     seed: int,
     stratify: bool = True,
-    group: str | None = "patient_id",
+    group: str | None = "auto",
 ) -> Manifest:
     """Load a manifest, subsample it and write ``out_csv`` + sidecar (with the ``subsample`` record)."""
     parent = load_manifest(manifest_path)

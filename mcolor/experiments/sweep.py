@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 import yaml
 
-from mcolor.data.builders import build_medmnist
+from mcolor.data.builders import build_folders, build_medmnist
 from mcolor.data.manifests import Manifest, load_manifest, save_manifest
 from mcolor.data.subsample import subsample_manifest
 from mcolor.engines.atomic import atomic_write
@@ -40,7 +40,7 @@ TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "so
             "evaluate_final")
 RESULT_FIELDS = ["run_id", "backbone", "color_module", "schedule", "fraction", "seed", "transfer", "train_images",
                  "val_score", "val_auc", "best_epoch", "test_auc", "test_auc_final", "accuracy", "sensitivity",
-                 "specificity", "threshold", "epochs", "steps", "wall_s", "params", "color_params"]
+                 "specificity", "threshold", "epochs", "steps", "wall_s", "cpu_s", "params", "color_params"]
 
 
 @dataclass
@@ -124,12 +124,20 @@ def prepare_data(cfg: dict[str, Any], out: Path) -> Path:
             build_medmnist(_resolve(cfg["_dir"], data["medmnist"]), out / "data",
                            test_fraction=float(data.get("test_fraction", 0.0)), seed=int(data.get("seed", 0)))
         return target
+    if "folders" in data:  # a class-per-folder tree (Kermany), official splits kept, missing ones carved
+        target = out / "data" / "manifest.csv"
+        if not target.is_file():
+            build_folders(_resolve(cfg["_dir"], data["folders"]), out / "data",
+                          val_fraction=float(data.get("val_fraction", 0.1)),
+                          test_fraction=float(data.get("test_fraction", 0.0)), seed=int(data.get("seed", 0)),
+                          task=str(data.get("task", "folders")))
+        return target
     if "synthetic" in data:
         from mcolor.data.synthetic import ensure_synthetic_dataset
 
         spec = data["synthetic"] or {}
         return ensure_synthetic_dataset(n=int(spec.get("n", 160)), size=int(spec.get("size", 64)))
-    raise ConfigError("sweep data needs 'medmnist', 'manifest' or 'synthetic'", reason="bad_option")
+    raise ConfigError("sweep data needs 'medmnist', 'folders', 'manifest' or 'synthetic'", reason="bad_option")
 
 
 def subset_manifest(base: Manifest, fraction: float, seed: int, out: Path) -> Path:
@@ -153,7 +161,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
                        color_init: Path | None = None) -> dict[str, Any]:
     """Train with the bundle's train.json, evaluate the best checkpoint with evaluate.json."""
     configs = bundle / "configs"
-    t0 = time.time()
+    t0, c0 = time.time(), time.process_time()
     overrides = {**train, "output_dir": str(run_dir), "dataset": str(manifest), "backbone": run.backbone,
                  "pretrained": run.pretrained, "color_module": run.color_module, "schedule": run.schedule,
                  "seed": run.seed, "quiet": True}
@@ -178,6 +186,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     result.update({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity", "threshold")})
     result["test_auc"] = metrics.get("auc")
     result["wall_s"] = round(time.time() - t0, 1)
+    result["cpu_s"] = round(time.process_time() - c0, 1)  # all threads of this process: the compute spent
     return result
 
 

@@ -1,8 +1,12 @@
-"""Aspect-preserving resize to the network's square input (training hot path).
+"""Resize to the network's square input (training hot path): pad, crop or stretch.
 
 Radiographs are rarely square (e.g. 1955 x 1841 CR, 2048 x 2500 DR); stretching them distorts the
-cardiothoracic ratio, so we either pad (letterbox, nothing lost) or centre-crop (no padding, edges
-lost). Downscaling is antialiased: plain bilinear at 8x reduction aliases fine lung texture.
+cardiothoracic ratio, so by default we either pad (letterbox, nothing lost) or centre-crop (no padding,
+edges lost). ``stretch`` exists because some public datasets were published already squashed to a
+square (the shared Kermany copy is 224 x 224 whatever the original shape): a model trained on them has
+learned squashed anatomy, and inference must squash a full-size radiograph the same way. The mode a
+model was trained with is recorded in its spec and reproduced by every inference path.
+Downscaling is antialiased: plain bilinear at 8x reduction aliases fine lung texture.
 """
 
 from __future__ import annotations
@@ -18,14 +22,15 @@ from monai.transforms import MapTransform, Transform
 
 from mcolor.errors import ConfigError
 
-LETTERBOX_MODES: tuple[str, ...] = ("pad", "crop")
+LETTERBOX_MODES: tuple[str, ...] = ("pad", "crop", "stretch")
 _INTERPOLATIONS = ("bilinear", "bicubic", "area", "nearest")
 
 
 class LetterboxGeometry(NamedTuple):
     """Where the source lands: resized ``(height, width)`` and its ``(top, left)`` offset in the output.
 
-    For ``"crop"``, ``crop_box`` is the source window ``(top, left, height, width)`` that was kept.
+    For ``"crop"``, ``crop_box`` is the source window ``(top, left, height, width)`` that was kept. For
+    ``"stretch"`` the whole source fills the output (``height, width`` = the output size, no offset).
     Useful to map saliency maps or boxes back to the original image.
     """
 
@@ -52,6 +57,8 @@ def letterbox_geometry(
         scale = min(th / height, tw / width)
         nh, nw = min(th, max(1, round(height * scale))), min(tw, max(1, round(width * scale)))
         return LetterboxGeometry(nh, nw, (th - nh) // 2, (tw - nw) // 2, None)
+    if mode == "stretch":
+        return LetterboxGeometry(th, tw, 0, 0, None)
     if mode != "crop":
         raise ConfigError(f"mode must be one of {LETTERBOX_MODES}, got {mode!r}", reason="bad_letterbox_mode")
     # Crop the source to the target aspect first, then resize: same result as resize-then-crop,
@@ -62,11 +69,12 @@ def letterbox_geometry(
 
 
 class Letterbox(Transform):
-    """Resize a ``(C, H, W)`` image to ``size`` keeping its aspect ratio, then pad or centre-crop.
+    """Resize a ``(C, H, W)`` image to ``size``: keep the aspect ratio and pad or centre-crop, or stretch.
 
     Args:
         size: output side (square) or ``(height, width)``.
-        mode: ``"pad"`` (whole image, zero bars) or ``"crop"`` (fills the square, edges cut).
+        mode: ``"pad"`` (whole image, zero bars), ``"crop"`` (fills the square, edges cut) or
+            ``"stretch"`` (whole image, aspect ratio not kept: for models trained on pre-squashed data).
         pad_value: value of the bars; 0 is black in the [0, 1] convention.
         interpolation: ``torch.nn.functional.interpolate`` mode; ``antialias`` applies to
             bilinear/bicubic (``area`` is inherently antialiased when shrinking).
