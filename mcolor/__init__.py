@@ -6,4 +6,4 @@ through Deep Colorization" (ICPR 2020, arXiv 2005.10589) as MONAI bundles.
 The package reads as the pipeline: ``io -> transforms -> data -> networks -> engines -> inference -> cli``.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

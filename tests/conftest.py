@@ -125,3 +125,24 @@ def write_dicom(tmp_path: Path) -> Callable[..., Path]:
 def dicom_dataset() -> Callable[..., Any]:
     """The :func:`make_dataset` factory, for tests that need to edit a dataset before saving it."""
     return make_dataset
+
+
+@pytest.fixture(scope="session")
+def synthetic_cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An ``MCOLOR_CACHE`` with the embedded synthetic phantoms generated once per session."""
+    from mcolor.data.synthetic import ensure_synthetic_dataset
+
+    path = tmp_path_factory.mktemp("mcolor_cache")
+    ensure_synthetic_dataset(path / "synthetic")
+    return path
+
+
+@pytest.fixture(scope="session")
+def trained_bundle(tmp_path_factory: pytest.TempPathFactory, synthetic_cache: Path) -> Path:
+    """One tiny trained bundle per session (ResNet-18 + COLORU, 32 px, 1 epoch on the synthetic phantoms,
+    ``models/model.ts`` exported). Read-only: tests that modify a bundle work on ``copy_bundle`` of it."""
+    from bundle_runner import TINY, new_bundle, run_bundle
+
+    bundle = new_bundle(tmp_path_factory.mktemp("trained") / "cxr_colorization")
+    run_bundle(["train.json"], {**TINY, "export_torchscript": "true"}, synthetic_cache, bundle)
+    return bundle

@@ -15,10 +15,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from mcolor.artifact import ModelSpec, OperatingPoint, write_trained_model
 from mcolor.bundle import MODEL_PT, open_bundle
 from mcolor.bundle.large_files import LargeFile, dump_large_files, parse_large_files, sha256_file
 from mcolor.bundle.metadata import load_schema, metadata_problems, schema_path
-from mcolor.engines.metrics import OperatingPoint
 from mcolor.errors import BundleError
 from mcolor.networks import ColorizedClassifier
 
@@ -40,16 +40,23 @@ def copy_bundle(dst: Path) -> Path:
     return dst
 
 
-def tiny_checkpoint(path: Path, image_size: int = 32, **extra: object) -> Path:
-    """A valid mcolor checkpoint (random weights) for coloru + resnet18."""
+TINY_SPEC = ModelSpec(color_module="coloru", backbone="resnet18", num_classes=1, labels=["normal", "opacity"],
+                      output_names=["opacity"], image_size=32)
+
+
+def tiny_model(root: Path) -> Path:
+    """Make ``root`` (a bundle copy) a trained bundle with random weights for coloru + resnet18: a plain state dict
+    in ``models/model.pt`` described by ``configs/metadata.json``."""
     net = ColorizedClassifier("coloru", "resnet18", num_classes=1, pretrained=False)
-    spec = {"color_module": "coloru", "backbone": "resnet18", "num_classes": 1, "task": "binary",
-            "labels": ["normal", "opacity"], "output_names": ["opacity"], "image_size": image_size,
-            "letterbox": "pad", "imagenet_norm": "auto", "input_normalization": "minmax",
-            "mcolor_version": "0.1.0"}
+    return write_trained_model(root, net.state_dict(), TINY_SPEC, OperatingPoint(1))
+
+
+def legacy_checkpoint(path: Path, **extra: object) -> Path:
+    """What mcolor 0.1 saved as model.pt: weights, operating point and spec nested in one dict."""
+    net = ColorizedClassifier("coloru", "resnet18", num_classes=1, pretrained=False)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"model": net.state_dict(), "operating_point": OperatingPoint(1).state_dict(), "spec": spec,
-                **extra}, path)
+    torch.save({"model": net.state_dict(), "operating_point": OperatingPoint(1).state_dict(),
+                "spec": TINY_SPEC.to_dict(), **extra}, path)
     return path
 
 
@@ -111,7 +118,7 @@ def test_missing_tensor_key_is_named(key: str) -> None:
 
 @pytest.mark.parametrize(("mutate", "expected"), [
     (lambda m: m.update(version="1.0"), "version"),
-    (lambda m: m.update(version="0.2.0"), "changelog has no entry for version '0.2.0'"),
+    (lambda m: m.update(version="9.9.9"), "changelog has no entry for version '9.9.9'"),
     (lambda m: m.update(references=[]), "references"),
     (lambda m: m["network_data_format"]["inputs"]["image"].update(dtype="float"), "dtype"),
     (lambda m: m["network_data_format"]["inputs"]["image"].update(value_range=[0]), "value_range"),
@@ -185,17 +192,62 @@ def test_folder_without_or_with_bad_metadata(tmp_path: Path) -> None:
 
 def test_load_model_from_folder(tmp_path: Path) -> None:
     root = copy_bundle(tmp_path / "b")
-    tiny_checkpoint(root / MODEL_PT)
+    tiny_model(root)
     entry = LargeFile(MODEL_PT, sha256_file(root / MODEL_PT))
     (root / "large_files.yml").write_text(dump_large_files([entry]))
     model = open_bundle(root).load_model()
-    assert model.spec["backbone"] == "resnet18"
+    assert model.spec.backbone == "resnet18"
     assert model.network(torch.rand(1, 1, 32, 32)).shape == (1, 1)
+
+
+def test_weights_other_than_the_described_ones_are_refused(tmp_path: Path) -> None:
+    root = copy_bundle(tmp_path / "b")
+    tiny_model(root)
+    other = ColorizedClassifier("coloru", "resnet18", num_classes=1, pretrained=False)
+    torch.save(other.state_dict(), root / MODEL_PT)  # replaced behind the metadata's back
+    with pytest.raises(BundleError, match="sha256") as err:
+        open_bundle(root).load_model()
+    assert err.value.reason == "hash_mismatch"
+
+
+def test_legacy_checkpoint_fails_loudly_then_converts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A bundle packed by mcolor 0.1 (nested checkpoint, no mcolor_model section) never loads as an untrained
+    model: every loader names the converter, and the converter gives back exactly the trained tensors."""
+    import monai
+
+    from mcolor.artifact import load_trained_model, read_weights
+    from mcolor.cli import main
+
+    old = legacy_checkpoint(tmp_path / "old" / "model.pt")
+    root = copy_bundle(tmp_path / "b")
+    (root / "models").mkdir()
+    (root / MODEL_PT).write_bytes(old.read_bytes())
+    meta = repo_metadata()
+    del meta["mcolor_model"]
+    (root / "configs" / "metadata.json").write_text(json.dumps(meta))
+    for load in (lambda: open_bundle(root).load_model(), lambda: load_trained_model(root),
+                 lambda: load_trained_model(old)):
+        with pytest.raises(BundleError, match="mcolor bundle convert") as err:
+            load()
+        assert err.value.reason == "legacy_checkpoint"
+    (tmp_path / "in").mkdir()
+    assert main(["infer", str(tmp_path / "in"), "--bundle", str(old), "--out", str(tmp_path / "o")]) == 3
+    assert "legacy_checkpoint" in capsys.readouterr().err
+    assert main(["bundle", "convert", str(old), "--out", str(tmp_path / "new")]) == 0
+    converted = open_bundle(tmp_path / "new").load_model()
+    before, after = read_weights(old)["model"], read_weights(tmp_path / "new" / MODEL_PT)
+    assert before.keys() == after.keys() and all(torch.equal(before[k], after[k]) for k in before)
+    assert converted.spec == TINY_SPEC.__class__.from_dict({**TINY_SPEC.to_dict(), "mcolor_version":
+                                                            converted.spec.mcolor_version})
+    net = monai.bundle.load("new", bundle_dir=str(tmp_path), workflow_type="inference")
+    assert all(torch.equal(net.state_dict()[k], before[k]) for k in before)
+    assert main(["bundle", "convert", str(tmp_path / "new" / MODEL_PT), "--out", str(tmp_path / "again")]) == 2
+    assert "not_legacy" in capsys.readouterr().err and not (tmp_path / "again").exists()
 
 
 def test_hash_mismatch_in_folder_is_refused(tmp_path: Path) -> None:
     root = copy_bundle(tmp_path / "b")
-    tiny_checkpoint(root / MODEL_PT)
+    tiny_model(root)
     (root / "large_files.yml").write_text(dump_large_files([LargeFile(MODEL_PT, "0" * 64)]))
     with pytest.raises(BundleError, match="sha256") as err:
         open_bundle(root)
@@ -205,7 +257,12 @@ def test_hash_mismatch_in_folder_is_refused(tmp_path: Path) -> None:
 
 def test_pickled_objects_in_checkpoint_are_refused(tmp_path: Path) -> None:
     root = copy_bundle(tmp_path / "b")
-    tiny_checkpoint(root / MODEL_PT, evil=Evil())
+    tiny_model(root)
+    state = torch.load(root / MODEL_PT, weights_only=True)
+    torch.save({**state, "evil": Evil()}, root / MODEL_PT)
+    meta = json.loads((root / "configs" / "metadata.json").read_text())
+    meta["mcolor_model"]["provenance"]["weights_sha256"] = sha256_file(root / MODEL_PT)
+    (root / "configs" / "metadata.json").write_text(json.dumps(meta))
     with pytest.raises(BundleError) as err:
         open_bundle(root).load_model()
     assert err.value.reason == "unsafe_checkpoint"
@@ -298,8 +355,9 @@ def test_zip_with_bad_metadata_is_refused_before_extracting(tmp_path: Path) -> N
 
 
 def test_zip_hash_mismatch_is_refused_before_extracting(tmp_path: Path) -> None:
-    ckpt = tiny_checkpoint(tmp_path / "model.pt")
-    files = bundle_files()
+    root = copy_bundle(tmp_path / "src")
+    ckpt = tiny_model(root)
+    files = bundle_files(json.loads((root / "configs" / "metadata.json").read_text()))
     files["cxr_colorization/models/model.pt"] = ckpt.read_bytes()
     files["cxr_colorization/large_files.yml"] = dump_large_files([LargeFile(MODEL_PT, "ab" * 32)]).encode()
     z = write_zip(tmp_path / "h.zip", files)
@@ -310,7 +368,7 @@ def test_zip_hash_mismatch_is_refused_before_extracting(tmp_path: Path) -> None:
     good = dump_large_files([LargeFile(MODEL_PT, sha256_file(ckpt))])
     files["cxr_colorization/large_files.yml"] = good.encode()
     with open_bundle(write_zip(tmp_path / "ok.zip", files), workdir=tmp_path / "ok") as bundle:
-        assert bundle.load_model().spec["color_module"] == "coloru"
+        assert bundle.load_model().spec.color_module == "coloru"
 
 
 def test_large_files_parsing() -> None:
@@ -333,13 +391,17 @@ def test_large_files_parsing() -> None:
 
 
 def test_verify_repo_folder_without_weights(capsys: pytest.CaptureFixture[str]) -> None:
+    """The repository's bundle is untrained: the zoo requires models/model.pt, so verification fails on layout
+    (and says why), while everything checkable without weights passes."""
     from mcolor.cli import main
 
-    assert main(["bundle", "verify", str(REPO_BUNDLE), "--json"]) == 0
+    assert main(["bundle", "verify", str(REPO_BUNDLE), "--json"]) == 1
     report = json.loads(capsys.readouterr().out)
     status = {c["name"]: c["status"] for c in report["checks"]}
-    assert status == {"archive": "pass", "metadata": "pass", "layout": "pass", "large_files": "pass",
-                      "model": "skip", "net_in_out": "pass", "ckpt_export": "skip", "onnx": "skip"}, report
+    assert status == {"archive": "pass", "metadata": "pass", "layout": "fail", "large_files": "pass",
+                      "model": "skip", "net_in_out": "skip", "ckpt_export": "skip", "onnx": "skip"}, report
+    layout = next(c for c in report["checks"] if c["name"] == "layout")
+    assert "models/model.pt" in layout["detail"] and "untrained" in layout["detail"]
 
 
 def test_verify_reports_a_refused_bundle(tmp_path: Path) -> None:
@@ -364,19 +426,32 @@ def test_pack_needs_a_complete_folder(tmp_path: Path) -> None:
     assert err.value.reason == "bad_layout"
 
 
-def test_pack_without_model_unpacks_into_name_folder(tmp_path: Path) -> None:
+def test_pack_refuses_an_untrained_bundle(tmp_path: Path) -> None:
+    from mcolor.bundle.pack import pack_bundle
+
+    root = copy_bundle(tmp_path / "b")
+    with pytest.raises(BundleError, match="models/model.pt") as err:
+        pack_bundle(root, tmp_path / "dist" / "x.zip")
+    assert err.value.reason == "missing_model"
+    assert not (tmp_path / "dist").exists()
+
+
+def test_pack_unpacks_into_name_folder_without_outputs(tmp_path: Path) -> None:
     from mcolor.bundle.pack import default_zip_name, pack_bundle
 
     root = copy_bundle(tmp_path / "b")
-    (root / "models").mkdir(exist_ok=True)
+    tiny_model(root)
     (root / "configs" / "__pycache__").mkdir()
     (root / "configs" / "__pycache__" / "x.pyc").write_bytes(b"x")
+    (root / "eval").mkdir()
+    (root / "eval" / "metrics.json").write_text("{}")
     out = pack_bundle(root, tmp_path / "dist" / default_zip_name(repo_metadata(), root))
     assert out.name == f"cxr_colorization_v{repo_metadata()['version']}.zip"
     with zipfile.ZipFile(out) as zf:
         names = zf.namelist()
     assert all(n.startswith("cxr_colorization/") for n in names)
-    assert not any("__pycache__" in n for n in names)
+    assert not any("__pycache__" in n or "/eval/" in n for n in names)
+    assert {"cxr_colorization/models/model.pt", "cxr_colorization/models/model.ts"} <= set(names)
     assert list((tmp_path / "dist").iterdir()) == [out]  # no temporary file left behind
     with open_bundle(out) as bundle:
-        assert bundle.name == "cxr_colorization" and not bundle.model_path.exists()
+        assert bundle.name == "cxr_colorization" and bundle.load_model().spec == TINY_SPEC

@@ -17,18 +17,18 @@ import pytest
 from monai.bundle import ConfigWorkflow
 from monai.utils import BundleProperty, BundlePropertyConfig, set_determinism
 
-BUNDLE = Path(os.environ.get("MCOLOR_TEST_BUNDLE") or Path(__file__).resolve().parents[1] / "bundles"
+SOURCE = Path(os.environ.get("MCOLOR_TEST_BUNDLE") or Path(__file__).resolve().parents[1] / "bundles"
               / "cxr_colorization").resolve()
-CONFIGS = BUNDLE / "configs"
 pytestmark = pytest.mark.slow
 TINY: dict[str, Any] = {"max_epochs": 1, "image_size": 32, "backbone": "resnet18", "pretrained": False,
                         "color_module": "coloru", "batch_size": 8}
 
 
-def workflow(config: str, workflow_type: str, **overrides: Any) -> ConfigWorkflow:
-    return ConfigWorkflow(config_file=str(CONFIGS / config), meta_file=str(CONFIGS / "metadata.json"),
-                          logging_file=str(CONFIGS / "logging.conf"), workflow_type=workflow_type,
-                          bundle_root=str(BUNDLE), **overrides)
+def workflow(bundle: Path, config: str, workflow_type: str, **overrides: Any) -> ConfigWorkflow:
+    configs = bundle / "configs"
+    return ConfigWorkflow(config_file=str(configs / config), meta_file=str(configs / "metadata.json"),
+                          logging_file=str(configs / "logging.conf"), workflow_type=workflow_type,
+                          bundle_root=str(bundle), **overrides)
 
 
 def property_problems(wf: ConfigWorkflow) -> list[str]:
@@ -57,8 +57,10 @@ def assert_properties(wf: ConfigWorkflow, config: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def output_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return tmp_path_factory.mktemp("workflow")
+def bundle(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from mcolor.bundle.installed import init_bundle
+
+    return init_bundle(tmp_path_factory.mktemp("workflow") / "cxr_colorization", source=SOURCE)
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -67,8 +69,8 @@ def _reset_determinism() -> Any:
     set_determinism(None)
 
 
-def test_train_workflow(output_dir: Path) -> None:
-    wf = workflow("train.json", "train", output_dir=str(output_dir), **TINY)
+def test_train_workflow(bundle: Path) -> None:
+    wf = workflow(bundle, "train.json", "train", progress=False, export_torchscript=False, **TINY)
     assert_properties(wf, "train.json")
     wf.initialize()
     assert wf.check_properties() == []
@@ -76,16 +78,16 @@ def test_train_workflow(output_dir: Path) -> None:
     assert wf.network_def is not None and wf.train_dataset is not None
     wf.run()
     wf.finalize()
-    assert (output_dir / "model.pt").is_file()
+    assert (bundle / "models" / "model.pt").is_file()
 
 
-def test_infer_workflow(output_dir: Path) -> None:
-    wf = workflow("inference.json", "infer", output_dir=str(output_dir), progress=False)
-    assert_properties(wf, "inference.json")
-    if not (output_dir / "model.pt").is_file():
+def test_infer_workflow(bundle: Path) -> None:
+    if not (bundle / "models" / "model.pt").is_file():
         pytest.skip("needs the model of test_train_workflow")
+    wf = workflow(bundle, "inference.json", "infer", progress=False)
+    assert_properties(wf, "inference.json")
     wf.initialize()
     assert wf.check_properties() == []
     wf.run()
     wf.finalize()
-    assert (output_dir / "predictions.csv").is_file()
+    assert (bundle / "eval" / "predictions.csv").is_file()

@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 import torch
-from bundle_runner import REPO, TINY, bundle_cmd, bundle_env
+from bundle_runner import TINY, bundle_cmd, bundle_env, new_bundle
 
 from mcolor.data.synthetic import ensure_synthetic_dataset
 from mcolor.engines.checkpoint import load_checkpoint
@@ -34,9 +34,9 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     root = tmp_path_factory.mktemp("determinism")
     ensure_synthetic_dataset(root / "cache" / "synthetic")
     env = {**bundle_env(root / "cache"), "OMP_NUM_THREADS": "1"}
-    outs = (root / "a", root / "b")
+    outs = (new_bundle(root / "a"), new_bundle(root / "b"))
     logs = [open(out.with_suffix(".err"), "w") for out in outs]  # noqa: SIM115 - closed below
-    procs = [subprocess.Popen(bundle_cmd(["train.json"], {**SETTINGS, "output_dir": out}), cwd=REPO, env=env,
+    procs = [subprocess.Popen(bundle_cmd(["train.json"], SETTINGS, out), env=env,
                               stdout=subprocess.DEVNULL, stderr=log) for out, log in zip(outs, logs, strict=True)]
     try:
         codes = [proc.wait(timeout=400) for proc in procs]
@@ -72,7 +72,7 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
     out: dict[str, list[tuple[int, float]]] = {}
-    for path in sorted((run / "tensorboard").iterdir()):
+    for path in sorted((run / "eval" / "tensorboard").iterdir()):
         events = EventAccumulator(str(path))
         events.Reload()
         for tag in events.Tags()["scalars"]:
@@ -80,13 +80,22 @@ def scalars(run: Path) -> dict[str, list[tuple[int, float]]]:
     return out
 
 
-@pytest.mark.parametrize("name", ["checkpoints/model_final.pt", "model.pt"])
-def test_same_seed_same_checkpoint(two_runs: tuple[Path, Path], name: str) -> None:
-    a, b = (load_checkpoint(run / name) for run in two_runs)
+def test_same_seed_same_checkpoint(two_runs: tuple[Path, Path]) -> None:
+    a, b = (load_checkpoint(run / "eval" / "checkpoints" / "model_final.pt") for run in two_runs)
     assert a["model"] and a["operating_point"]["thresholds"].numel() == 1
-    if name.endswith("model_final.pt"):
-        assert a["trainer"]["iteration"] == 4 and a["optimizer"]["state"]  # it did train: 2 epochs x 2 steps
-    assert_identical(a, b, name)
+    assert a["trainer"]["iteration"] == 4 and a["optimizer"]["state"]  # it did train: 2 epochs x 2 steps
+    assert_identical(a, b, "model_final.pt")
+
+
+def test_same_seed_same_model_and_description(two_runs: tuple[Path, Path]) -> None:
+    import json
+
+    a, b = (load_checkpoint(run / "models" / "model.pt") for run in two_runs)
+    assert a
+    assert_identical(a, b, "models/model.pt")
+    ma, mb = (json.loads((run / "configs" / "metadata.json").read_text())["mcolor_model"] for run in two_runs)
+    assert ma["spec"] == mb["spec"] and ma["operating_point"] == mb["operating_point"]
+    assert ma["provenance"]["weights_sha256"] == mb["provenance"]["weights_sha256"]
 
 
 def test_same_seed_same_metrics(two_runs: tuple[Path, Path]) -> None:

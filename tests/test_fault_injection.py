@@ -12,6 +12,7 @@ variants, the non-finite loss guard and the atomic writer are also checked in-pr
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 import signal
@@ -24,11 +25,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from bundle_runner import REPO, TINY, bundle_cmd, bundle_env
+from bundle_runner import TINY, bundle_cmd, bundle_env, new_bundle
 from ignite.engine import Engine, Events
 
+from mcolor.atomic import atomic_write
 from mcolor.data.synthetic import ensure_synthetic_dataset
-from mcolor.engines.atomic import atomic_write
 from mcolor.engines.checkpoint import ResumeFromLast, load_checkpoint
 from mcolor.engines.handlers import NonFiniteLossGuard
 from mcolor.errors import McolorError, TrainingError
@@ -40,7 +41,7 @@ TIMEOUT_S = 400
 
 @dataclass
 class Run:
-    """A finished bundle run: its output folder, exit code and captured output."""
+    """A finished bundle run: its bundle folder, exit code and captured output."""
 
     out: Path
     returncode: int
@@ -59,10 +60,10 @@ def run_parallel(jobs: dict[str, tuple[Path, dict[str, object], Callable[[], Non
     """Start every bundle run at once (one thread each), wait for all; output goes to files, not pipes."""
     env = {**bundle_env(cache), "OMP_NUM_THREADS": "1"}
     procs = {}
-    for name, (out, overrides, preexec) in jobs.items():
+    for name, (bundle, overrides, preexec) in jobs.items():
         stdout, stderr = open(logs / f"{name}.out", "w"), open(logs / f"{name}.err", "w")  # noqa: SIM115
-        procs[name] = (subprocess.Popen(bundle_cmd(["train.json"], {**overrides, "output_dir": out}), cwd=REPO,
-                                        env=env, stdout=stdout, stderr=stderr, preexec_fn=preexec), stdout, stderr)
+        procs[name] = (subprocess.Popen(bundle_cmd(["train.json"], overrides, bundle), env=env, stdout=stdout,
+                                        stderr=stderr, preexec_fn=preexec), stdout, stderr)
     deadline = time.monotonic() + TIMEOUT_S
     runs = {}
     for name, (proc, stdout, stderr) in procs.items():
@@ -101,15 +102,15 @@ def runs(tmp_path_factory: pytest.TempPathFactory, cache: Path) -> dict[str, Run
     root = tmp_path_factory.mktemp("faults")
     blocker = root / "blocker"
     blocker.write_text("a regular file where the output folder's parent should be\n")
-    resumed = root / "resumed"
-    (resumed / "checkpoints").mkdir(parents=True)
-    ckpt = resumed / "checkpoints" / "checkpoint_epoch=1.pt"
+    resumed = new_bundle(root / "resumed")
+    (resumed / "eval" / "checkpoints").mkdir(parents=True)
+    ckpt = resumed / "eval" / "checkpoints" / "checkpoint_epoch=1.pt"
     data = real_shaped_checkpoint(ckpt)
     ckpt.write_bytes(data[: len(data) // 2])  # truncated, as by a crash on a filesystem without atomic rename
     (root / "resume.expected").write_bytes(data[: len(data) // 2])
     jobs = {
-        "not_a_dir": (blocker / "out", FAST, None),
-        "full_disk": (root / "full_disk", FAST, _full_disk),
+        "not_a_dir": (new_bundle(root / "not_a_dir"), {**FAST, "output_dir": blocker / "out"}, None),
+        "full_disk": (new_bundle(root / "full_disk"), FAST, _full_disk),
         "resume": (resumed, {**FAST, "max_epochs": 2, "resume": "true"}, None),
     }
     return run_parallel(jobs, cache, root)
@@ -130,10 +131,12 @@ def assert_no_invalid_checkpoint(folder: Path) -> None:
 @pytest.mark.slow
 def test_output_folder_that_cannot_exist(runs: dict[str, Run]) -> None:
     run = runs["not_a_dir"]
+    blocker = run.out.parent / "blocker"
     assert run.returncode != 0, tail(run)
-    assert "Not a directory" in run.stderr and str(run.out) in run.stderr, tail(run)
-    assert run.out.parent.is_file()  # the blocking file is untouched
-    assert "a regular file" in run.out.parent.read_text()
+    assert "Not a directory" in run.stderr and str(blocker / "out") in run.stderr, tail(run)
+    assert blocker.is_file()  # the blocking file is untouched
+    assert "a regular file" in blocker.read_text()
+    assert not (run.out / "models").exists()
 
 
 @pytest.mark.slow
@@ -141,22 +144,25 @@ def test_full_disk_fails_loudly_without_a_partial_checkpoint(runs: dict[str, Run
     run = runs["full_disk"]
     assert run.returncode != 0, tail(run)
     assert "File too large" in run.stderr, tail(run)  # EFBIG, what a full disk looks like to write()
-    assert (run.out / "tensorboard").is_dir()  # it did train and log until the first checkpoint write
-    assert not (run.out / "checkpoints" / "model_final.pt").exists()
+    assert (run.out / "eval" / "tensorboard").is_dir()  # it did train and log until the first model write
+    assert not (run.out / "eval" / "checkpoints" / "model_final.pt").exists()
+    assert not (run.out / "models" / "model.pt").exists()  # no partial model, and the metadata still untrained
+    meta = json.loads((run.out / "configs" / "metadata.json").read_text())
+    assert "provenance" not in meta["mcolor_model"]  # the metadata still describes no trained model
     assert_no_invalid_checkpoint(run.out)
-    # AtomicCheckpointSaver serialises in memory, then writes: the error names the cause and the file
-    assert "output_not_writable" in run.stderr or f"cannot write checkpoint {run.out}" in run.stderr, tail(run)
+    # the model is serialised in memory, then written: the error names the cause and the file
+    assert "output_not_writable" in run.stderr and str(run.out) in run.stderr, tail(run)
 
 
 @pytest.mark.slow
 def test_truncated_checkpoint_then_resume_names_the_file(runs: dict[str, Run]) -> None:
     run = runs["resume"]
-    ckpt = run.out / "checkpoints" / "checkpoint_epoch=1.pt"
+    ckpt = run.out / "eval" / "checkpoints" / "checkpoint_epoch=1.pt"
     assert run.returncode != 0, tail(run)
     assert "TrainingError" in run.stderr and f"checkpoint {ckpt} is corrupt" in run.stderr, tail(run)
-    assert sorted(p.name for p in (run.out / "checkpoints").iterdir()) == [ckpt.name]  # nothing new written
+    assert sorted(p.name for p in ckpt.parent.iterdir()) == [ckpt.name]  # nothing new written
     assert ckpt.read_bytes() == (run.out.parent / "resume.expected").read_bytes()  # the evidence is kept as is
-    assert not (run.out / "model.pt").exists()
+    assert not (run.out / "models" / "model.pt").exists()
     with pytest.raises(TrainingError) as info:
         load_checkpoint(ckpt)  # and the reader gives the typed reason
     assert info.value.reason == "checkpoint_corrupt" and info.value.path == str(ckpt)
@@ -227,7 +233,7 @@ def test_resume_never_unpickles_code(tmp_path: Path) -> None:
     resume = ResumeFromLast(tmp_path, {"model": torch.nn.Linear(2, 2)}, resume=True)
     with pytest.raises(TrainingError) as info:
         resume(Engine(lambda e, b: None))
-    assert info.value.reason == "checkpoint_corrupt" and "weights-only" in str(info.value)
+    assert info.value.reason == "unsafe_checkpoint" and "weights_only" in str(info.value)
     assert not marker.exists()
 
 

@@ -134,54 +134,10 @@ def tree_hash(root: Path) -> dict[str, str]:
 
 
 @pytest.fixture(scope="module")
-def model_pt(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    out, cache = tmp_path_factory.mktemp("run"), tmp_path_factory.mktemp("cache")
-    env = {
-        **os.environ,
-        "MCOLOR_CACHE": str(cache),
-        "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2"),
-    }
-    subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "monai.bundle",
-            "run",
-            "--config_file",
-            "bundles/cxr_colorization/configs/train.json",
-            "--output_dir",
-            str(out),
-            "--max_epochs",
-            "1",
-            "--image_size",
-            "32",
-            "--backbone",
-            "resnet18",
-            "--pretrained",
-            "false",
-            "--batch_size",
-            "8",
-        ],
-        cwd=REPO,
-        check=True,
-        env=env,
-        capture_output=True,
-        timeout=600,
-    )
-    return out / "model.pt"
-
-
-@pytest.fixture(scope="module")
-def bundle(tmp_path_factory: pytest.TempPathFactory, model_pt: Path) -> Path:
+def bundle(tmp_path_factory: pytest.TempPathFactory, trained_bundle: Path) -> Path:
+    """A copy of the session's tiny trained bundle (models/model.pt, models/model.ts, trained metadata)."""
     root = tmp_path_factory.mktemp("bundles") / "cxr_colorization"
-    src = REPO / "bundles" / "cxr_colorization"
-    shutil.copytree(src / "configs", root / "configs")
-    for extra in ("docs", "LICENSE"):
-        if (src / extra).is_dir():
-            shutil.copytree(src / extra, root / extra)
-        elif (src / extra).is_file():
-            shutil.copyfile(src / extra, root / extra)
-    copy(model_pt, root / "models" / "model.pt")
+    shutil.copytree(trained_bundle, root, ignore=shutil.ignore_patterns("eval"))
     return root
 
 
@@ -324,8 +280,8 @@ def test_report_json_matches_csv(default_run: dict[str, Any]) -> None:
     summary = report["summary"]
     assert summary["files"] == len(EXPECTED)
     assert (summary["predicted"], summary["skipped"], summary["error"]) == (6, 18, 2)
-    assert report["model"]["thresholds"] and report["model"]["threshold_source"] == "checkpoint"
-    assert report["model"]["engine"] == "eager" and report["phi_included"] is False
+    assert report["model"]["thresholds"] and report["model"]["threshold_source"] == "model"
+    assert report["model"]["engine"] == "torchscript" and report["phi_included"] is False
     assert "NOT FOR CLINICAL USE" in report["disclaimer"]
 
 
@@ -452,9 +408,10 @@ def test_refuses_non_empty_output_then_overwrites_with_keep_phi_and_no_network(
 
 
 def test_bundle_config_shares_the_code_path(
-    default_run: dict[str, Any], messy: Path, model_pt: Path, tmp_path: Path
+    default_run: dict[str, Any], messy: Path, bundle: Path, tmp_path: Path
 ) -> None:
-    """``monai.bundle run inference.json`` on the same folder gives the same rows and probabilities."""
+    """``monai.bundle run inference.json`` (MONAI's evaluator, eager network, MONAI transforms) on the same folder
+    gives the same rows and probabilities as ``mcolor infer`` (its own loop, TorchScript, plain functions)."""
     env = {**os.environ, "MCOLOR_CACHE": str(tmp_path / "cache")}
     subprocess.run(
         [
@@ -463,11 +420,11 @@ def test_bundle_config_shares_the_code_path(
             "monai.bundle",
             "run",
             "--config_file",
-            "bundles/cxr_colorization/configs/inference.json",
+            str(bundle / "configs" / "inference.json"),
+            "--bundle_root",
+            str(bundle),
             "--output_dir",
             str(tmp_path),
-            "--checkpoint",
-            str(model_pt),
             "--input_dir",
             str(messy),
             "--allow_non_dicom",
@@ -496,7 +453,7 @@ def small_folder(root: Path) -> Path:
     return root
 
 
-def test_exit_codes(tmp_path: Path, bundle: Path, model_pt: Path, capfd: pytest.CaptureFixture[str]) -> None:
+def test_exit_codes(tmp_path: Path, bundle: Path, capfd: pytest.CaptureFixture[str]) -> None:
     empty = tmp_path / "empty"
     empty.mkdir()
     assert run_cli(empty, "--bundle", bundle, "--out", tmp_path / "o1") == 4
@@ -519,45 +476,50 @@ def test_exit_codes(tmp_path: Path, bundle: Path, model_pt: Path, capfd: pytest.
     bad_rules = tmp_path / "rules.yaml"
     bad_rules.write_text("modality: [CR]\n")
     assert run_cli(folder, "--bundle", bundle, "--out", tmp_path / "o7", "--rules", bad_rules) == 2
-    with pytest.raises(SystemExit) as info:
-        main(["infer", str(folder), "--out", str(tmp_path / "o8")])
-    assert info.value.code == 2
+    assert main(["infer", str(folder), "--out", str(tmp_path / "o8")]) == 2  # no bundle, no HOLOSCAN_MODEL_PATH
+    assert "missing --bundle" in capfd.readouterr().err
     with pytest.raises(SystemExit):
         main(["infer", "--help"])
     help_text = capfd.readouterr().out
     assert "exit codes" in help_text and "--keep-phi" in help_text
 
 
-def test_zip_bundle_and_bare_checkpoint(tmp_path: Path, bundle: Path, model_pt: Path) -> None:
+def test_zip_bundle_and_the_bundles_model_file(tmp_path: Path, bundle: Path) -> None:
     folder = small_folder(tmp_path / "in")
     archive = shutil.make_archive(
         str(tmp_path / "cxr_colorization"), "zip", root_dir=bundle.parent, base_dir=bundle.name
     )
     assert run_cli(folder, "--bundle", archive, "--out", tmp_path / "z") == 0
     assert {r["status"] for r in rows_of(tmp_path / "z").values()} == {"predicted"}
-    assert run_cli(folder, "--bundle", model_pt, "--out", tmp_path / "p") == 0
-    assert {r["model"] for r in rows_of(tmp_path / "p").values()} == {"model"}
+    assert run_cli(folder, "--bundle", bundle / "models" / "model.pt", "--out", tmp_path / "p") == 0
+    assert {r["model"] for r in rows_of(tmp_path / "p").values()} == {"cxr_colorization"}
+    z, p = rows_of(tmp_path / "z"), rows_of(tmp_path / "p")
+    assert all(z[k]["p_opacity"] == p[k]["p_opacity"] for k in z)
 
 
-def test_torchscript_is_used_unless_eager(tmp_path: Path, bundle: Path, model_pt: Path) -> None:
-    from mcolor.engines.setup import load_trained_model
+def test_torchscript_is_used_unless_eager_or_stale(tmp_path: Path, bundle: Path) -> None:
+    from mcolor.artifact import load_trained_model
 
     folder = small_folder(tmp_path / "in")
     ts_bundle = tmp_path / "ts_bundle"
     shutil.copytree(bundle, ts_bundle)
-    net = load_trained_model(model_pt).network
-    torch.jit.trace(net, torch.rand(1, 1, 32, 32)).save(str(ts_bundle / "models" / "model.ts"))
 
-    def engine(*extra: str) -> str:
+    def run(*extra: str) -> tuple[str, dict[str, dict[str, str]]]:
         out = tmp_path / f"out{len(list(tmp_path.iterdir()))}"
         assert run_cli(folder, "--bundle", ts_bundle, "--out", out, *extra) == 0
-        return json.loads((out / "report.json").read_text())["model"]["engine"]
+        return json.loads((out / "report.json").read_text())["model"]["engine"], rows_of(out)
 
-    assert engine() == "torchscript"
-    assert engine("--eager") == "eager"
-    assert engine("--previews") == "eager"
-    other = load_trained_model(model_pt).network
+    engine, scripted = run()
+    assert engine == "torchscript"
+    engine, eager = run("--eager")
+    assert engine == "eager"
+    assert all(abs(float(scripted[k]["p_opacity"]) - float(eager[k]["p_opacity"])) < 1e-5 for k in scripted)
+    assert run("--previews")[0] == "torchscript"  # previews build the eager network beside it
+    # an export that does not carry the weights' digest (here: a plain trace of other weights) is never run
+    other = load_trained_model(ts_bundle).network
     for p in other.backbone.get_classifier().parameters():
         torch.nn.init.normal_(p)
     torch.jit.trace(other, torch.rand(1, 1, 32, 32)).save(str(ts_bundle / "models" / "model.ts"))
-    assert engine() == "eager"  # disagrees with model.pt: refused
+    engine, fallback = run()
+    assert engine == "eager" and all(fallback[k]["p_opacity"] == eager[k]["p_opacity"] for k in eager)
+    assert run_cli(folder, "--bundle", ts_bundle, "--out", tmp_path / "ts_only", "--backend", "torchscript") == 3

@@ -10,15 +10,14 @@ import pytest
 import torch
 from torch import nn
 
-from mcolor.engines.metrics import OperatingPoint
-from mcolor.engines.setup import TrainedModel
-from mcolor.inference.batching import tolerant_collate
+from mcolor.artifact import ModelSpec, OperatingPoint, TrainedModel
+from mcolor.inference.dataset import tolerant_collate
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.outputs import columns, record_row
 from mcolor.inference.predictions import predicted_label
 from mcolor.inference.previews import gradcam_layer
 from mcolor.inference.report_html import render_index
-from mcolor.inference.rules import SelectionRules, as_flag
+from mcolor.inference.rules import SelectionRules
 from mcolor.inference.scan import FileRecord, scan_folder
 from mcolor.inference.sr import write_reports
 from mcolor.networks import ColorizedClassifier
@@ -27,19 +26,11 @@ from mcolor.networks import ColorizedClassifier
 def fake_model(
     task: str, names: list[str], labels: list[str] | None = None, thresholds: list[float] | None = None
 ) -> InferenceModel:
-    spec = {
-        "task": task,
-        "output_names": names,
-        "labels": labels or names,
-        "num_classes": len(names),
-        "image_size": 32,
-        "letterbox": "pad",
-        "backbone": "resnet18",
-        "color_module": "coloru",
-    }
+    spec = ModelSpec(task=task, output_names=names, labels=labels or names, num_classes=len(names), image_size=32,
+                     backbone="resnet18", color_module="coloru")
     op = OperatingPoint(len(names))
-    trained = TrainedModel(nn.Identity(), spec, op, Path("model.pt"))  # type: ignore[arg-type]
-    return InferenceModel(trained, "fake", "0.0.1", nn.Identity(), "eager", thresholds or op.thresholds)
+    trained = TrainedModel(spec, op, Path("models/model.pt"), metadata={"name": "fake", "version": "0.0.1"})
+    return InferenceModel(trained, nn.Identity(), "eager", thresholds or op.thresholds)
 
 
 def test_predicted_label_per_task() -> None:
@@ -142,7 +133,22 @@ def test_sr_file_name_never_comes_from_a_malformed_uid(tmp_path: Path) -> None:
         (False, False),
         (None, False),
         ("yes", True),
+        ("off", False),
+        (" ON ", True),
+        (1, True),
     ],
 )
-def test_as_flag(value: object, flag: bool) -> None:
-    assert as_flag(value) is flag
+def test_parse_bool(value: object, flag: bool) -> None:
+    """The one boolean parser (configs, command line, environment)."""
+    from mcolor.options import parse_bool
+
+    assert parse_bool(value) is flag
+
+
+@pytest.mark.parametrize("value", ["maybe", "2", "tru"])
+def test_parse_bool_refuses_unclear_values(value: str) -> None:
+    from mcolor.errors import ConfigError
+    from mcolor.options import parse_bool
+
+    with pytest.raises(ConfigError, match="true or false"):
+        parse_bool(value, "keep_phi")

@@ -171,18 +171,18 @@ def test_whole_corpus_under_an_address_space_limit(corpus_dir: tuple[Path, dict[
 
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A valid mcolor checkpoint (random weights, coloru + resnet18, 32 px): the corpus is about reading."""
-    from mcolor.engines.metrics import OperatingPoint
+    """A trained bundle with random weights (coloru + resnet18, 32 px): the corpus is about reading."""
+    from mcolor.artifact import ModelSpec, OperatingPoint, write_trained_model
+    from mcolor.bundle.installed import init_bundle
     from mcolor.networks import ColorizedClassifier
 
     torch.manual_seed(0)
     net = ColorizedClassifier("coloru", "resnet18", num_classes=1, pretrained=False)
-    spec = {"color_module": "coloru", "backbone": "resnet18", "num_classes": 1, "task": "binary",
-            "labels": ["clear", "opacity"], "output_names": ["opacity"], "image_size": 32, "letterbox": "pad",
-            "imagenet_norm": "auto", "input_normalization": "minmax", "mcolor_version": "0.1.0"}
-    path = tmp_path_factory.mktemp("model") / "model.pt"
-    torch.save({"model": net.state_dict(), "operating_point": OperatingPoint(1).state_dict(), "spec": spec}, path)
-    return path
+    spec = ModelSpec(backbone="resnet18", labels=["clear", "opacity"], output_names=["opacity"], image_size=32)
+    root = init_bundle(tmp_path_factory.mktemp("model") / "cxr_colorization",
+                       source=Path(__file__).resolve().parents[1] / "bundles" / "cxr_colorization")
+    write_trained_model(root, net.state_dict(), spec, OperatingPoint(1))
+    return root
 
 
 @pytest.fixture(scope="module")

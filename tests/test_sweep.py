@@ -103,7 +103,8 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     assert transferred and all(r["transfer"] == "r18_coloru:frozen" for r in transferred)
     # the frozen transferred module is exactly the exported source module
     exported = torch.load(out / "runs" / "source_r18_coloru" / "color.pt", weights_only=True)["state_dict"]
-    ckpt = torch.load(out / "runs" / transferred[0]["run_id"] / "checkpoints" / "model_final.pt", weights_only=True)
+    ckpt = torch.load(out / "runs" / transferred[0]["run_id"] / "eval" / "checkpoints" / "model_final.pt",
+                      weights_only=True)
     for k, v in exported.items():
         if "running" not in k and "num_batches" not in k:
             assert torch.equal(ckpt["model"][f"color.{k}"], v), k
@@ -113,4 +114,6 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [+-]\d\.\d{3} \[", summary)
     assert "Last checkpoint, no selection" in summary
     assert (out / "learning_curve.png").stat().st_size > 5000
-    assert json.loads((out / "runs" / rows[0]["run_id"] / "metrics.json").read_text())["split"] == "test"
+    run_dir = out / "runs" / rows[0]["run_id"]
+    assert json.loads((run_dir / "eval" / "metrics.json").read_text())["split"] == "test"
+    assert (run_dir / "models" / "model.pt").is_file() and (run_dir / "final" / "models" / "model.pt").is_file()

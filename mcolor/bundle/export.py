@@ -1,17 +1,14 @@
-"""Export a trained model to TorchScript / ONNX (checked against eager) and its colour module alone.
+"""Exports of a trained bundle, each checked against the eager network: ONNX, and the colour module alone.
 
-TorchScript is produced by tracing the network rebuilt from mcolor's registry (``torch.jit.script``
-does not handle timm backbones) and saved with MONAI's ``save_net_with_metadata`` so the file carries
-``metadata.json`` like ``python -m monai.bundle ckpt_export`` would. A traced model is specialised to
-the input size it was traced with: the bundle metadata's ``spatial_shape`` (the training image size).
-ONNX needs the optional ``onnx`` extra (``pip install 'mcolor[onnx]'``).
+TorchScript (``models/model.ts``, MONAI's ``ckpt_export`` format) is written by
+:func:`mcolor.artifact.write_torchscript`; :func:`compare_torchscript` checks any such file. ONNX needs the
+optional ``onnx`` extra (``pip install 'mcolor[onnx]'``).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import io
-import json
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,12 +16,10 @@ from typing import Any
 
 import torch
 
-from mcolor.engines.atomic import atomic_open
-from mcolor.engines.setup import TrainedModel, load_trained_model
-from mcolor.engines.transfer import export_color_module
+from mcolor.artifact import TS_ATOL
+from mcolor.atomic import atomic_open
 from mcolor.errors import BundleError
 
-TS_RTOL, TS_ATOL = 1e-5, 1e-6
 ONNX_ATOL = 1e-4
 
 
@@ -55,31 +50,6 @@ def example_input(metadata: Mapping[str, Any], image_size: int | None = None, ba
     return (lo + (hi - lo) * x).to(getattr(torch, spec.get("dtype", "float32")))
 
 
-def trace(network: torch.nn.Module, example: torch.Tensor) -> torch.jit.ScriptModule:
-    """Trace ``network`` in eval mode (tracer warnings about shape-dependent branches are expected)."""
-    network.eval()
-    with torch.no_grad(), warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return torch.jit.trace(network, example[:1], check_trace=False)
-
-
-def export_torchscript(model: TrainedModel, out: str | Path, metadata: Mapping[str, Any],
-                       extra_files: Mapping[str, bytes] | None = None) -> Path:
-    """Trace ``model`` and save it (atomically) with ``metadata.json`` and ``extra_files`` embedded."""
-    from monai.data import save_net_with_metadata
-
-    ts = trace(model.network, example_input(metadata, model.image_size))
-    out = Path(out)
-    buf = io.BytesIO()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # torch.jit.save is deprecated, still MONAI's format
-        save_net_with_metadata(ts, buf, include_config_vals=False, meta_values=dict(metadata),
-                               more_extra_files=dict(extra_files or {}))
-    with atomic_open(out, "wb") as fh:
-        fh.write(buf.getvalue())
-    return out
-
-
 def _eager(network: torch.nn.Module, x: torch.Tensor) -> torch.Tensor:
     network.eval()
     with torch.no_grad():
@@ -95,7 +65,7 @@ def compare_torchscript(network: torch.nn.Module, ts_path: str | Path, x: torch.
     with torch.no_grad():
         got = ts(x)
     diff = float((ref - got).abs().max()) if ref.shape == got.shape else float("inf")
-    if ref.shape != got.shape or not torch.allclose(ref, got, rtol=TS_RTOL, atol=TS_ATOL):
+    if not diff <= TS_ATOL:
         raise BundleError(f"{ts_path}: TorchScript output differs from the eager model (max |diff| "
                           f"{diff:.3g}, shapes {tuple(got.shape)} vs {tuple(ref.shape)})",
                           reason="export_mismatch", path=ts_path)
@@ -137,24 +107,12 @@ def compare_onnx(network: torch.nn.Module, onnx_path: str | Path, x: torch.Tenso
     return diff
 
 
-def export_color(source: str | Path, out: str | Path, *, trust_bundle: bool = False) -> Path:
-    """Write the colour module of a bundle (folder or ``.zip``) or of a checkpoint ``.pt`` to ``out``."""
+def export_color(source: str | Path, out: str | Path) -> Path:
+    """Write the colour module of a trained bundle (folder or ``.zip``) to ``out``."""
     from mcolor.bundle.loading import open_bundle
+    from mcolor.color_transfer import export_color_module
 
     source = Path(source)
-    if source.is_dir() or source.suffix.lower() == ".zip":
-        with open_bundle(source, trust_bundle=trust_bundle) as bundle:
-            model = bundle.load_model()
-    else:
-        model = load_trained_model(source)
-    norm = model.spec.get("input_normalization", "minmax")
-    return export_color_module(model.network, out, norm if isinstance(norm, dict) else {"mode": norm})
-
-
-def bundle_extra_files(root: Path) -> dict[str, bytes]:
-    """The configs (as JSON bytes) to embed in ``model.ts``, as ``ckpt_export`` does."""
-    files = {}
-    for path in sorted((root / "configs").glob("*.json")):
-        if path.name != "metadata.json":
-            files[path.name] = json.dumps(json.loads(path.read_text(encoding="utf-8"))).encode()
-    return files
+    with open_bundle(source) as bundle:
+        model = bundle.load_model()
+        return export_color_module(model.network, out, {"mode": model.spec.input_normalization})

@@ -23,10 +23,13 @@ from typing import IO, Any
 
 import yaml
 
+from mcolor.artifact import sha256_file
 from mcolor.errors import BundleError
 
+__all__ = ["LARGE_FILES", "LargeFile", "check_files", "check_hash", "dump_large_files", "parse_large_files",
+           "read_large_files", "safe_relpath", "sha256_file", "sha256_stream"]
+
 LARGE_FILES = "large_files.yml"
-_CHUNK = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -80,17 +83,8 @@ def read_large_files(root: str | Path) -> list[LargeFile]:
 
 
 def sha256_stream(fh: IO[bytes]) -> str:
-    """sha256 hex digest of a binary stream, read in chunks."""
-    digest = hashlib.sha256()
-    while chunk := fh.read(_CHUNK):
-        digest.update(chunk)
-    return digest.hexdigest()
-
-
-def sha256_file(path: str | Path) -> str:
-    """sha256 hex digest of a file."""
-    with open(path, "rb") as fh:
-        return sha256_stream(fh)
+    """sha256 hex digest of a binary stream (a zip member)."""
+    return hashlib.file_digest(fh, "sha256").hexdigest()
 
 
 def check_hash(entry: LargeFile, actual: str, where: str | Path) -> None:

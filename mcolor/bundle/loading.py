@@ -1,8 +1,9 @@
 """Open a bundle (folder or ``.zip``) and load its model without running any of its config code.
 
 A bundle's configs are Python in disguise (``"$..."`` expressions and ``_target_`` imports), so a shared
-bundle is treated as data: :meth:`Bundle.load_model` rebuilds the network from mcolor's registry and
-the checkpoint's ``spec`` (read with ``weights_only=True``); the configs are only parsed by
+bundle is treated as data: :meth:`Bundle.load_model` opens the trained model through :mod:`mcolor.artifact`
+(spec and operating point from ``configs/metadata.json``, weights read with ``weights_only=True``, the
+network rebuilt from mcolor's registry on use); the configs are only parsed by
 :meth:`Bundle.config_parser`, which refuses unless the bundle was opened with ``trust_bundle=True``.
 Zips are checked entry by entry (paths, symlinks, size), and their metadata and ``large_files.yml``
 hashes are verified from inside the archive, before anything is extracted.
@@ -12,7 +13,6 @@ from __future__ import annotations
 
 import atexit
 import logging
-import pickle
 import shutil
 import tempfile
 import zipfile
@@ -22,6 +22,7 @@ from typing import Any
 
 import torch
 
+from mcolor.artifact import MODEL_ONNX, MODEL_PT, MODEL_TS, TrainedModel, load_trained_model
 from mcolor.bundle.large_files import (
     LARGE_FILES,
     LargeFile,
@@ -33,14 +34,10 @@ from mcolor.bundle.large_files import (
 )
 from mcolor.bundle.metadata import parse_metadata, read_metadata
 from mcolor.bundle.safezip import MAX_UNCOMPRESSED_BYTES, extract, plan_extraction
-from mcolor.engines.setup import TrainedModel, load_trained_model
 from mcolor.errors import BundleError, McolorError
 
 log = logging.getLogger(__name__)
 
-MODEL_PT = "models/model.pt"
-MODEL_TS = "models/model.ts"
-MODEL_ONNX = "models/model.onnx"
 #: Files every mcolor bundle must hold (weights aside: they are added by ``mcolor bundle pack``).
 REQUIRED_FILES = ("configs/metadata.json", "configs/inference.json", "docs/README.md", "LICENSE")
 
@@ -91,24 +88,27 @@ class Bundle:
         return check_files(self.root, self.large_files, only)
 
     def load_model(self, device: str | torch.device = "cpu") -> TrainedModel:
-        """The network of ``models/model.pt``: hash-checked, read weights-only, built from the registry."""
+        """The trained model: metadata's spec and operating point, ``models/model.pt`` hash-checked and read
+        weights-only once here (a refused or legacy file fails now, not at the first forward pass)."""
         path = self.model_path
         if not path.is_file():
             urls = [e.url for e in self.large_files if e.path == MODEL_PT and e.url]
             hint = (f"; download it with `python -m monai.bundle download_large_files --bundle_path "
-                    f"{self.root}`") if urls else ""
-            raise BundleError(f"bundle {self.name} has no {MODEL_PT}{hint}", reason="missing_model",
-                              path=path)
-        if not self.check_hashes([MODEL_PT]):
-            log.warning("%s is not listed in large_files.yml: its integrity cannot be checked", path)
+                    f"{self.root}`") if urls else " (an untrained bundle: train it first)"
+            raise BundleError(f"bundle {self.name} has no {MODEL_PT}{hint}", reason="missing_model", path=path)
+        if not self.check_hashes([MODEL_PT]) and not (self.metadata.get("mcolor_model") or {}).get(
+                "provenance", {}).get("weights_sha256"):
+            log.warning("%s is not listed in large_files.yml nor described by the metadata: its integrity "
+                        "cannot be checked", path)
         try:
-            return load_trained_model(path, device)
-        except (McolorError, KeyError, TypeError, ValueError) as exc:  # spec keys missing or malformed
-            unsafe = isinstance(exc.__cause__, pickle.UnpicklingError)
-            raise BundleError(
-                f"{path}: refused, it holds pickled objects other than weights (read weights_only=True)"
-                if unsafe else f"{path}: cannot load the model: {exc}",
-                reason="unsafe_checkpoint" if unsafe else "bad_model", path=path) from exc
+            trained = load_trained_model(self.root, device)
+            trained.state_dict()
+        except BundleError:
+            raise
+        except McolorError as exc:
+            reason = "unsafe_checkpoint" if exc.reason == "unsafe_checkpoint" else "bad_model"
+            raise BundleError(f"{path}: cannot load the model: {exc}", reason=reason, path=path) from exc
+        return trained
 
     def config_parser(self, config: str = "inference.json", **overrides: Any) -> Any:
         """A MONAI ``ConfigParser`` over ``config`` + metadata; only for bundles opened with ``trust_bundle``.

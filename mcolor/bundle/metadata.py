@@ -19,11 +19,19 @@ import jsonschema
 from mcolor.errors import BundleError
 
 SCHEMA_RESOURCE = "schemas/bundle_metadata.schema.json"
+#: MONAI's metadata schema as published in the MONAI-extra-test-data repository (PR 15, commit cecb1523,
+#: the nearest text of the release assets ``meta_schema_*.json``, which are not in any repository).
+MONAI_SCHEMA_RESOURCE = "schemas/monai_meta_schema_draft.json"
 
 
 def schema_path() -> Path:
-    """Filesystem path of the metadata schema (for ``monai.bundle.verify_metadata(filepath=...)``)."""
+    """Filesystem path of mcolor's metadata schema (for ``monai.bundle.verify_metadata(filepath=...)``)."""
     return Path(str(resources.files("mcolor").joinpath(SCHEMA_RESOURCE)))
+
+
+def monai_schema_path() -> Path:
+    """Filesystem path of the vendored MONAI metadata schema (see :data:`MONAI_SCHEMA_RESOURCE`)."""
+    return Path(str(resources.files("mcolor").joinpath(MONAI_SCHEMA_RESOURCE)))
 
 
 @lru_cache(maxsize=1)

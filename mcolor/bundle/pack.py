@@ -1,16 +1,18 @@
-"""Pack a bundle folder (+ an optional trained checkpoint) into a MONAI-spec zip, ``NAME_vX.Y.Z.zip``.
+"""Pack a trained bundle folder into a MONAI-spec zip, ``NAME_vX.Y.Z.zip``, ready for a model zoo.
 
-The zip unpacks into ``NAME/`` (``configs/``, ``models/``, ``docs/``, ``LICENSE``, ``large_files.yml``).
-With ``model``, the checkpoint is loaded weights-only (refusing pickled objects), copied to
-``models/model.pt``, traced to ``models/model.ts`` (checked against eager; optionally ONNX too), their
-sha256 recorded in ``large_files.yml``, and the metadata's ``network_data_format`` rewritten from the
-checkpoint's spec so that it describes the packed model. The source folder is never modified, and the
-zip is written atomically.
+The zip unpacks into ``NAME/`` (``configs/``, ``models/``, ``docs/``, ``LICENSE``, ``large_files.yml``). The
+source must be a trained bundle (``models/model.pt`` described by ``configs/metadata.json``): the model is
+loaded and checked first, ``models/model.ts`` is exported in MONAI's ``ckpt_export`` format (configs embedded as
+extra files) and compared with the eager network, optionally ``models/model.onnx`` too, and their sha256 go
+into ``large_files.yml``. Training outputs (``eval/``, caches) are left out. The source folder is never
+modified, and the zip is written atomically.
+
+Portability: a ``pretrained`` path in ``train.json`` points at a file on the packing machine, so the packed
+copy says ``false`` (the trained weights supersede ImageNet's; pass ``--pretrained`` to re-train from them).
 """
 
 from __future__ import annotations
 
-import copy
 import json
 import re
 import shutil
@@ -20,24 +22,19 @@ from pathlib import Path
 from typing import Any
 
 from mcolor import __version__
+from mcolor.artifact import MODEL_ONNX, MODEL_PT, MODEL_TS, load_trained_model, write_torchscript
+from mcolor.atomic import atomic_open
 from mcolor.bundle import export
-from mcolor.bundle.large_files import (
-    LARGE_FILES,
-    LargeFile,
-    check_files,
-    dump_large_files,
-    read_large_files,
-    sha256_file,
-)
-from mcolor.bundle.loading import MODEL_ONNX, MODEL_PT, MODEL_TS, REQUIRED_FILES
-from mcolor.bundle.metadata import check_metadata, read_metadata
-from mcolor.engines.atomic import atomic_open
-from mcolor.engines.setup import TrainedModel, load_trained_model
+from mcolor.bundle.large_files import LARGE_FILES, LargeFile, check_files, dump_large_files, sha256_file
+from mcolor.bundle.loading import REQUIRED_FILES
+from mcolor.bundle.metadata import read_metadata
 from mcolor.errors import BundleError, McolorError
 
 _VERSIONED = re.compile(r"_v(\d+\.\d+\.\d+[^/]*)\.zip$")
-_SKIP = re.compile(r"(^|/)(__pycache__|\.[^/]*)(/|$)")
+#: Never packed: training outputs, caches, hidden files, and weights (re-added from the checked model).
+_SKIP = re.compile(r"(^|/)(__pycache__|\.[^/]*)(/|$)|^(eval|runs|models)(/|$)")
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".onnx", ".ckpt")
+PORTABLE_PRETRAINED = ("packaged", "true", "false")
 
 
 def default_zip_name(metadata: dict[str, Any], root: Path) -> str:
@@ -45,52 +42,34 @@ def default_zip_name(metadata: dict[str, Any], root: Path) -> str:
     return f"{metadata.get('name') or root.name}_v{metadata['version']}.zip"
 
 
-def describe_model(metadata: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
-    """A copy of ``metadata`` whose ``network_data_format`` matches the checkpoint's spec."""
-    meta = copy.deepcopy(metadata)
-    size = int(spec["image_size"])
-    inputs = meta["network_data_format"]["inputs"]
-    next(iter(inputs.values()))["spatial_shape"] = [size, size]
-    outputs = meta["network_data_format"]["outputs"]
-    out = next(iter(outputs.values()))
-    names = list(spec.get("output_names") or [str(i) for i in range(int(spec["num_classes"]))])
-    out["num_channels"] = int(spec["num_classes"])
-    kind = "logit of" if spec.get("task") != "multiclass" else "logit (softmax over classes) of"
-    out["channel_def"] = {str(i): f"{kind} {name}" for i, name in enumerate(names)}
-    meta["mcolor_model"] = {k: spec[k] for k in ("color_module", "backbone", "task", "labels", "image_size",
-                                                 "letterbox", "imagenet_norm", "input_normalization")
-                            if k in spec}
-    return meta
-
-
-def _copy_tree(src: Path, dst: Path, with_weights: bool) -> None:
+def _copy_tree(src: Path, dst: Path) -> None:
     for path in sorted(src.rglob("*")):
         rel = path.relative_to(src).as_posix()
-        if _SKIP.search(rel) or path.is_symlink() or not path.is_file():
-            continue
-        if rel == LARGE_FILES or (not with_weights and rel.startswith("models/")):
+        if _SKIP.search(rel) or rel == LARGE_FILES or path.is_symlink() or not path.is_file():
             continue
         target = dst / rel
         target.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(path, target)
 
 
-def _load(model: Path) -> TrainedModel:
-    try:
-        return load_trained_model(model)
-    except McolorError as exc:
-        raise BundleError(f"cannot pack {model}: {exc}", reason="bad_model", path=model) from exc
+def portable_train_config(stage: Path) -> None:
+    """Make the packed ``train.json`` independent of the packing machine's files (see the module doc)."""
+    path = stage / "configs" / "train.json"
+    if not path.is_file():
+        return
+    cfg = json.loads(path.read_text(encoding="utf-8"))
+    value = cfg.get("pretrained")
+    if isinstance(value, str) and value.lower() not in PORTABLE_PRETRAINED and not value.startswith(("$", "@")):
+        cfg["pretrained"] = False
+        path.write_text(json.dumps(cfg, indent=4) + "\n", encoding="utf-8")
 
 
-def pack_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, model: str | Path | None = None,
-                url: str = "", onnx: bool = False) -> Path:
-    """Write the zip of ``bundle_dir`` (with ``model`` as its weights) and return its path.
+def pack_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, url: str = "", onnx: bool = False) -> Path:
+    """Write the zip of the trained bundle ``bundle_dir`` and return its path.
 
     Args:
-        bundle_dir: source bundle folder (valid metadata required).
+        bundle_dir: a trained bundle folder (valid metadata, ``models/model.pt`` described by it).
         out: zip path; default ``dist/NAME_vX.Y.Z.zip``. A ``_vX.Y.Z`` in the name must match the metadata.
-        model: trained checkpoint (``runs/.../model.pt``); without it, ``models/`` files already in the
-            folder are packed as they are (they must then match the folder's ``large_files.yml``).
         url: base URL where the weights will be published (recorded in ``large_files.yml``).
         onnx: also export ``models/model.onnx`` (needs the ``onnx`` extra).
     """
@@ -101,6 +80,12 @@ def pack_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, model:
     missing = [f for f in REQUIRED_FILES if not (root / f).is_file()]
     if missing:
         raise BundleError(f"cannot pack {root}: missing {', '.join(missing)}", reason="bad_layout", path=root)
+    try:
+        trained = load_trained_model(root)
+        trained.network  # noqa: B018 - the weights must load strictly into the described network
+    except McolorError as exc:
+        raise BundleError(f"cannot pack {root}: {exc}", reason=getattr(exc, "reason", "bad_model"),
+                          path=root) from exc
     out = Path(out) if out is not None else Path("dist") / default_zip_name(meta, root)
     found = _VERSIONED.search(out.name)
     if found and found.group(1) != meta["version"]:
@@ -109,48 +94,27 @@ def pack_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, model:
     name = str(meta.get("name") or root.name)
     with tempfile.TemporaryDirectory(prefix="mcolor-pack-") as tmp:
         stage = Path(tmp) / name
-        _copy_tree(root, stage, with_weights=model is None)
-        entries = read_large_files(root) if model is None else []
-        sources: dict[str, str] = {}
-        if model is not None:
-            meta, entries, sources = _add_model(stage, meta, Path(model), url, onnx)
-            (stage / "configs" / "metadata.json").write_text(_json(meta), encoding="utf-8")
-        if entries:
-            (stage / LARGE_FILES).write_text(dump_large_files(entries, sources), encoding="utf-8")
+        _copy_tree(root, stage)
+        portable_train_config(stage)
+        (stage / "models").mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(root / MODEL_PT, stage / MODEL_PT)
+        write_torchscript(stage)  # configs as packed (portable) go inside model.ts
+        files = [MODEL_PT, MODEL_TS]
+        if onnx:
+            if not export.onnx_available():
+                raise BundleError("--onnx needs the onnx extra: pip install 'mcolor[onnx]'", reason="missing_extra")
+            x = export.example_input(meta, trained.image_size, batch=3)
+            export.export_onnx(trained.network, stage / MODEL_ONNX, x)
+            export.compare_onnx(trained.network, stage / MODEL_ONNX, x)
+            files.append(MODEL_ONNX)
+        base = url.rstrip("/")
+        entries = [LargeFile(f, sha256_file(stage / f), f"{base}/{Path(f).name}" if base else "") for f in files]
+        sources = {MODEL_PT: f"{root.name}/{MODEL_PT} (packed by mcolor {__version__})"}
+        sources.update({f: f"exported from {MODEL_PT} by mcolor {__version__}" for f in files[1:]})
+        (stage / LARGE_FILES).write_text(dump_large_files(entries, sources), encoding="utf-8")
         check_files(stage, entries)
         _write_zip(stage, out)
     return out
-
-
-def _add_model(stage: Path, meta: dict[str, Any], model: Path, url: str,
-               onnx: bool) -> tuple[dict[str, Any], list[LargeFile], dict[str, str]]:
-    trained = _load(model)
-    meta = check_metadata(describe_model(meta, trained.spec), "packed metadata.json")
-    models = stage / "models"
-    if models.exists():
-        shutil.rmtree(models)
-    models.mkdir(parents=True)
-    shutil.copyfile(model, stage / MODEL_PT)
-    export.export_torchscript(trained, stage / MODEL_TS, meta, export.bundle_extra_files(stage))
-    x = export.example_input(meta, trained.image_size, batch=3)
-    export.compare_torchscript(trained.network, stage / MODEL_TS, x)
-    files = [MODEL_PT, MODEL_TS]
-    if onnx:
-        if not export.onnx_available():
-            raise BundleError("--onnx needs the onnx extra: pip install 'mcolor[onnx]'",
-                              reason="missing_extra")
-        export.export_onnx(trained.network, stage / MODEL_ONNX, x)
-        export.compare_onnx(trained.network, stage / MODEL_ONNX, x)
-        files.append(MODEL_ONNX)
-    base = url.rstrip("/")
-    entries = [LargeFile(f, sha256_file(stage / f), f"{base}/{Path(f).name}" if base else "") for f in files]
-    sources = {MODEL_PT: f"{model} (packed by mcolor {__version__})"}
-    sources.update({f: f"exported from {MODEL_PT} by mcolor {__version__}" for f in files[1:]})
-    return meta, entries, sources
-
-
-def _json(obj: Any) -> str:
-    return json.dumps(obj, indent=4, ensure_ascii=False) + "\n"
 
 
 def _write_zip(stage: Path, out: Path) -> None:

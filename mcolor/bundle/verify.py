@@ -1,32 +1,46 @@
-"""Offline bundle verification: one report over metadata, layout, hashes, shapes and exports.
+"""Offline bundle verification: the MONAI model zoo's checks, plus mcolor's, in one report.
 
-Nothing is downloaded (the metadata schema ships with mcolor) and, unless ``trust_bundle`` is set,
-none of the bundle's config code runs: the network is rebuilt from mcolor's registry and the
-checkpoint's ``spec`` (or, without weights, from the literal defaults of ``train.json``). With
-``trust_bundle`` MONAI's own ``verify_net_in_out`` also runs on the config's ``network_def``.
+The zoo's CI (``ci/verify_bundle.py`` of Project-MONAI/model-zoo, read for this module: see
+``docs/bundle_ecosystem.md``) checks, in order: the required files (``LICENSE``, ``configs/metadata.json``,
+``models/model.pt``, ``configs/inference.json``) after fetching ``large_files``; that ``version`` has a
+changelog entry; ``monai.bundle.verify_metadata`` against the schema; then, in full mode,
+``monai.bundle.verify_net_in_out`` on ``network_def`` of ``inference.json`` and ``monai.bundle.ckpt_export`` of
+``models/model.pt``. Here those run with the very same MONAI calls and arguments, offline: the schema is
+vendored (the nearest published text of MONAI's metadata schema, and mcolor's stricter one), and ``large_files``
+entries are checked for the keys ``download_url`` accepts and for their hashes instead of being downloaded.
+mcolor adds what the zoo leaves out: the exported TorchScript must *equal* the eager network (the zoo only
+checks that it exports), the shipped ``model.ts``/``model.onnx`` too, and the weights must be the ones the
+metadata describes.
+
+Parsing configs runs their ``$`` expressions, so the MONAI calls need ``trust_bundle``; without it the same
+properties are checked on the network rebuilt from the metadata's spec, and no config code runs.
 """
 
 from __future__ import annotations
 
-import json
-import math
 import tempfile
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 import torch
 
+from mcolor.artifact import MODEL_ONNX, MODEL_PT, MODEL_TS, SECTION, TrainedModel, write_torchscript
 from mcolor.bundle import export
-from mcolor.bundle.large_files import LARGE_FILES, check_files, sha256_file
-from mcolor.bundle.loading import MODEL_ONNX, MODEL_PT, MODEL_TS, REQUIRED_FILES, Bundle, open_bundle
-from mcolor.bundle.metadata import metadata_problems, schema_path
-from mcolor.engines.setup import TrainedModel
+from mcolor.bundle.large_files import LARGE_FILES, check_files
+from mcolor.bundle.loading import Bundle, open_bundle
+from mcolor.bundle.metadata import metadata_problems, monai_schema_path, schema_path
 from mcolor.errors import BundleError, McolorError
-from mcolor.networks import ColorizedClassifier
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 CHECKS = ("archive", "metadata", "layout", "large_files", "model", "net_in_out", "ckpt_export", "onnx")
+#: Files the zoo's ``verify_bundle_directory`` requires (``models/model.pt`` is its "preferred" file).
+ZOO_FILES = ("LICENSE", "configs/metadata.json", "configs/inference.json", MODEL_PT)
+#: mcolor's own addition: the model card.
+MCOLOR_FILES = ("docs/README.md",)
+#: The keys a ``large_files`` entry may have: the zoo passes each entry to ``monai.apps.utils.download_url``.
+LARGE_FILE_KEYS = {"path", "url", "hash_val", "hash_type"}
 _OPEN_FAILURES = {"missing_metadata": "metadata", "bad_metadata": "metadata", "hash_mismatch": "large_files",
                   "bad_large_files": "large_files", "unsafe_path": "large_files"}
 
@@ -56,6 +70,9 @@ class VerifyReport:
 
     def add(self, name: str, status: str, detail: str, reason: str | None = None) -> None:
         self.checks.append(Check(name, status, detail, reason))
+
+    def status(self, name: str) -> str | None:
+        return next((c.status for c in self.checks if c.name == name), None)
 
     def to_dict(self) -> dict[str, Any]:
         return {"source": self.source, "name": self.name, "version": self.version, "ok": self.ok,
@@ -102,167 +119,149 @@ def _check_metadata(bundle: Bundle, report: VerifyReport) -> None:
     if problems:  # pragma: no cover - open_bundle already refused these
         report.add("metadata", FAIL, "; ".join(problems), "bad_metadata")
         return
-    detail = f"valid against {schema_path().name}"
-    if "schema" in bundle.metadata:
-        from monai.bundle import verify_metadata
+    from monai.bundle import verify_metadata
 
-        meta_file = bundle.root / "configs" / "metadata.json"
-        try:  # filepath exists, so MONAI skips its download and validates against our schema
-            verify_metadata(meta_file=str(meta_file), filepath=str(schema_path()), create_dir=False,
-                            hash_val=sha256_file(schema_path()), hash_type="sha256")
-        except Exception as exc:  # noqa: BLE001
-            report.add("metadata", FAIL, f"monai.bundle.verify_metadata: {exc}", "bad_metadata")
+    meta_file = bundle.root / "configs" / "metadata.json"
+    checked = []
+    for schema in (monai_schema_path(), schema_path()):
+        try:  # filepath exists, so MONAI skips its download and validates against the vendored schema
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                verify_metadata(meta_file=str(meta_file), filepath=str(schema), create_dir=False)
+        except Exception as exc:  # MONAI raises ValueError with jsonschema's message
+            report.add("metadata", FAIL, f"monai.bundle.verify_metadata against {schema.name}: {exc}",
+                       "bad_metadata")
             return
-        detail += " (also by monai.bundle.verify_metadata)"
-    report.add("metadata", PASS, detail)
+        checked.append(schema.name)
+    report.add("metadata", PASS, f"monai.bundle.verify_metadata against {' and '.join(checked)}; version "
+                                 f"{bundle.version} has a changelog entry")
 
 
 def _check_layout(bundle: Bundle, report: VerifyReport) -> None:
-    missing = [f for f in REQUIRED_FILES if not (bundle.root / f).is_file()]
+    missing = [f for f in ZOO_FILES + MCOLOR_FILES if not (bundle.root / f).is_file()]
     if missing:
-        report.add("layout", FAIL, f"missing {', '.join(missing)}", "bad_layout")
+        hint = " (an untrained bundle: train it first)" if missing == [MODEL_PT] else ""
+        report.add("layout", FAIL, f"missing {', '.join(missing)}{hint}", "bad_layout")
     else:
-        report.add("layout", PASS, "configs/, docs/README.md, LICENSE present")
+        report.add("layout", PASS, f"{', '.join(ZOO_FILES + MCOLOR_FILES)} present")
 
 
 def _check_large_files(bundle: Bundle, report: VerifyReport) -> None:
+    path = bundle.root / LARGE_FILES
+    if path.is_file():
+        import yaml
+
+        doc = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        extra = sorted({k for e in doc.get("large_files") or [] for k in e} - LARGE_FILE_KEYS)
+        if extra:
+            report.add("large_files", FAIL, f"entries hold keys the zoo cannot pass to download_url: {extra}",
+                       "bad_large_files")
+            return
     try:
         checked = check_files(bundle.root, bundle.large_files)
     except BundleError as exc:
         report.add("large_files", FAIL, str(exc), exc.reason)
         return
     listed = {e.path for e in bundle.large_files}
+    covered = {MODEL_PT} if (bundle.metadata.get(SECTION) or {}).get("provenance", {}).get("weights_sha256") else set()
     present = [p for p in (MODEL_PT, MODEL_TS, MODEL_ONNX) if (bundle.root / p).is_file()]
-    unlisted = [p for p in present if p not in listed]
-    absent = sorted(listed - set(checked))
+    unlisted = [p for p in present if p not in listed and p not in covered and p != MODEL_TS]
     if unlisted:
-        report.add("large_files", FAIL, f"{', '.join(unlisted)} not listed in {LARGE_FILES}: integrity "
-                   "unknown", "unlisted_file")
+        report.add("large_files", FAIL, f"{', '.join(unlisted)} not listed in {LARGE_FILES} nor described by the "
+                   "metadata: integrity unknown", "unlisted_file")
         return
-    detail = f"{len(checked)} file(s) match their sha256" if listed else "no large files listed"
-    if absent:
-        detail += f"; listed but absent: {', '.join(absent)}"
-    report.add("large_files", PASS if checked or not listed else SKIP, detail)
+    detail = f"{len(checked)} listed file(s) match their sha256" if listed else "no large files listed"
+    if covered and MODEL_PT not in listed:
+        detail += f"; {MODEL_PT} is covered by the metadata's weights_sha256"
+    report.add("large_files", PASS, detail)
 
 
 def _check_model(bundle: Bundle, report: VerifyReport) -> TrainedModel | None:
     if not bundle.model_path.is_file():
-        report.add("model", SKIP, f"no {MODEL_PT} (weights are not kept in git; pack with --model)")
+        report.add("model", SKIP, f"no {MODEL_PT} (an untrained bundle)")
         return None
     try:
         model = bundle.load_model()
-    except BundleError as exc:
+        model.network  # noqa: B018 - strict load into the network the metadata describes
+    except McolorError as exc:
         report.add("model", FAIL, str(exc), exc.reason)
         return None
     s = model.spec
-    report.add("model", PASS, f"{s['color_module']} + {s['backbone']}, {s['num_classes']} output(s), "
-                              f"image_size {s['image_size']} (weights-only load)")
+    report.add("model", PASS, f"{s.color_module} + {s.backbone}, {s.num_classes} output(s), image_size "
+                              f"{s.image_size}, {s.letterbox}; weights are the ones the metadata describes")
     return model
-
-
-def _literal_defaults(bundle: Bundle) -> dict[str, Any]:
-    """Plain values of train.json (no ``$``/``@`` expression is evaluated)."""
-    path = bundle.root / "configs" / "train.json"
-    cfg = json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
-    out = {}
-    defaults = {"color_module": "coloru", "backbone": "efficientnet_lite0", "imagenet_norm": "auto"}
-    for key, fallback in defaults.items():
-        value = cfg.get(key, fallback)
-        out[key] = fallback if isinstance(value, str) and value[:1] in "$@%" else value
-    return out
 
 
 def _io_spec(meta: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     fmt = meta["network_data_format"]
-    return next(iter(fmt["inputs"].values())), next(iter(fmt["outputs"].values()))
+    return fmt["inputs"]["image"], fmt["outputs"]["pred"]
 
 
 def _check_net_in_out(bundle: Bundle, model: TrainedModel | None, report: VerifyReport) -> None:
     inp, outp = _io_spec(bundle.metadata)
-    c_out = int(outp["num_channels"])
-    try:
-        if model is not None:
-            spec, net, size = model.spec, model.network, model.image_size
-            problems = _spec_vs_metadata(spec, inp, outp)
-        else:
-            spec = {**_literal_defaults(bundle), "num_classes": c_out}
-            net = ColorizedClassifier(spec["color_module"], spec["backbone"], c_out, pretrained=False,
-                                      imagenet_norm=spec["imagenet_norm"]).eval()
-            size, problems = None, []
-        x = export.example_input(bundle.metadata, size)
-        with torch.no_grad():
-            y = net(x)
-    except McolorError as exc:
-        report.add("net_in_out", FAIL, str(exc), exc.reason)
+    if bundle.trust_bundle:
+        from monai.bundle import verify_net_in_out
+
+        try:  # the zoo's verify_data_shape, verbatim
+            verify_net_in_out(net_id="network_def", meta_file=str(bundle.root / "configs" / "metadata.json"),
+                              config_file=str(bundle.root / "configs" / "inference.json"),
+                              bundle_root=str(bundle.root), device="cpu")
+        except Exception as exc:  # MONAI raises ValueError/KeyError with its own message
+            report.add("net_in_out", FAIL, f"monai.bundle.verify_net_in_out: {type(exc).__name__}: {exc}",
+                       "net_io_mismatch")
+            return
+        report.add("net_in_out", PASS, f"monai.bundle.verify_net_in_out on inference.json#network_def: input "
+                                       f"(1, {inp['num_channels']}, {inp['spatial_shape']}) -> "
+                                       f"{outp['num_channels']} {outp['dtype']}")
         return
-    want_spatial = math.prod(d for d in outp["spatial_shape"] if isinstance(d, int))
-    fits = y.ndim >= 2 and y.shape[:2] == (x.shape[0], c_out) and math.prod(y.shape[2:]) == want_spatial
-    if not fits:
-        problems.append(f"output shape {tuple(y.shape)} does not fit num_channels={c_out}, "
-                        f"spatial_shape={outp['spatial_shape']}")
+    if model is None:
+        report.add("net_in_out", SKIP, "needs a trained model, or --trust-bundle to build inference.json's network")
+        return
+    x = export.example_input(bundle.metadata, model.image_size)
+    with torch.no_grad():
+        y = model.network(x)
+    problems = []
+    if y.ndim != 2 or y.shape[1] != int(outp["num_channels"]):
+        problems.append(f"output shape {tuple(y.shape)} does not fit num_channels={outp['num_channels']}")
     if str(y.dtype).removeprefix("torch.") != outp["dtype"]:
         problems.append(f"output dtype {y.dtype} is not {outp['dtype']}")
+    if [d for d in inp["spatial_shape"] if isinstance(d, int)] not in ([], [model.image_size] * 2):
+        problems.append(f"metadata input spatial_shape {inp['spatial_shape']} but the model takes {model.image_size}")
     if problems:
         report.add("net_in_out", FAIL, "; ".join(problems), "net_io_mismatch")
-        return
-    detail = (f"{tuple(x.shape)} {x.dtype} -> {tuple(y.shape)} {y.dtype} "
-              f"({spec['color_module']} + {spec['backbone']})")
-    if bundle.trust_bundle and (bundle.root / "configs" / "train.json").is_file():
-        error = _monai_net_in_out(bundle, spec, c_out)
-        if error:
-            report.add("net_in_out", FAIL, error, "net_io_mismatch")
-            return
-        detail += "; monai.bundle.verify_net_in_out ok"
-    report.add("net_in_out", PASS, detail)
-
-
-def _spec_vs_metadata(spec: dict[str, Any], inp: dict[str, Any], outp: dict[str, Any]) -> list[str]:
-    problems = []
-    size = int(spec["image_size"])
-    if [d for d in inp["spatial_shape"] if isinstance(d, int)] not in ([], [size, size]):
-        problems.append(f"metadata input spatial_shape {inp['spatial_shape']} but the model was trained at "
-                        f"{size}x{size}")
-    c_out = int(outp["num_channels"])
-    if int(spec["num_classes"]) != c_out or len(outp["channel_def"]) != c_out:
-        problems.append(f"model has {spec['num_classes']} output(s); metadata num_channels "
-                        f"{outp['num_channels']}, channel_def {len(outp['channel_def'])}")
-    return problems
-
-
-def _monai_net_in_out(bundle: Bundle, spec: dict[str, Any], c_out: int) -> str | None:
-    """MONAI's ``verify_net_in_out`` on ``network_def`` (runs config code: trusted bundles only);
-    the error text, or None when it passes."""
-    from monai.bundle import verify_net_in_out
-
-    overrides = {"network_def#num_classes": c_out, "pretrained": False, "color_module": spec["color_module"],
-                 "backbone": spec["backbone"], "imagenet_norm": spec.get("imagenet_norm", "auto"),
-                 "bundle_root": str(bundle.root)}
-    try:
-        verify_net_in_out(net_id="network_def", meta_file=str(bundle.root / "configs" / "metadata.json"),
-                          config_file=str(bundle.root / "configs" / "train.json"), device="cpu", **overrides)
-    except Exception as exc:  # noqa: BLE001
-        return f"monai.bundle.verify_net_in_out: {type(exc).__name__}: {exc}"
-    return None
+    else:
+        report.add("net_in_out", PASS, f"{tuple(x.shape)} {x.dtype} -> {tuple(y.shape)} {y.dtype}")
 
 
 def _check_exports(bundle: Bundle, model: TrainedModel | None, report: VerifyReport, onnx: bool) -> None:
     if model is None:
-        report.add("ckpt_export", SKIP, "needs models/model.pt")
-        report.add("onnx", SKIP, "needs models/model.pt")
+        report.add("ckpt_export", SKIP, f"needs {MODEL_PT}")
+        report.add("onnx", SKIP, f"needs {MODEL_PT}")
         return
     x = export.example_input(bundle.metadata, model.image_size, batch=3, seed=1)
-    listed = {e.path for e in bundle.large_files}
     with tempfile.TemporaryDirectory(prefix="mcolor-verify-") as tmp:
-        ts = bundle.ts_path
-        shipped = ts is not None and (MODEL_TS in listed or bundle.trust_bundle)
         try:
-            if not shipped:
-                ts = export.export_torchscript(model, Path(tmp) / "model.ts", bundle.metadata)
-            diff = export.compare_torchscript(model.network, ts, x)
-            what = f"shipped {MODEL_TS}" if shipped else f"fresh trace (no hash-listed {MODEL_TS} shipped)"
-            report.add("ckpt_export", PASS, f"{what}: max |ts - eager| = {diff:.2g}")
-        except (McolorError, RuntimeError) as exc:
-            report.add("ckpt_export", FAIL, str(exc), getattr(exc, "reason", "export_failed"))
+            fresh = Path(tmp) / "verify_model.ts"
+            if bundle.trust_bundle:
+                from monai.bundle import ckpt_export
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ckpt_export(net_id="network_def", filepath=str(fresh), ckpt_file=str(bundle.model_path),
+                                meta_file=str(bundle.root / "configs" / "metadata.json"),
+                                config_file=str(bundle.root / "configs" / "inference.json"),
+                                bundle_root=str(bundle.root))
+                how = "monai.bundle.ckpt_export (strict load of models/model.pt)"
+            else:
+                write_torchscript(bundle.root, fresh)
+                how = "scripted from the metadata's spec"
+            details = [f"{how}: max |ts - eager| = {export.compare_torchscript(model.network, fresh, x):.2g}"]
+            if bundle.ts_path is not None:
+                diff = export.compare_torchscript(model.network, bundle.ts_path, x)
+                details.append(f"shipped {MODEL_TS}: {diff:.2g}")
+            report.add("ckpt_export", PASS, "; ".join(details))
+        except (McolorError, RuntimeError, ValueError) as exc:
+            report.add("ckpt_export", FAIL, f"{type(exc).__name__}: {exc}", getattr(exc, "reason", "export_failed"))
         if not onnx:
             report.add("onnx", SKIP, "disabled (--no-onnx)")
         elif not export.onnx_available():
@@ -271,8 +270,7 @@ def _check_exports(bundle: Bundle, model: TrainedModel | None, report: VerifyRep
             _check_onnx(bundle, model, x, Path(tmp), report)
 
 
-def _check_onnx(bundle: Bundle, model: TrainedModel, x: torch.Tensor, tmp: Path,
-                report: VerifyReport) -> None:
+def _check_onnx(bundle: Bundle, model: TrainedModel, x: torch.Tensor, tmp: Path, report: VerifyReport) -> None:
     path = bundle.onnx_path
     try:
         if path is None:

@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from mcolor import __version__
 from mcolor.errors import McolorError
 
-SUBCOMMANDS = ("manifest", "infer", "bundle", "sweep")
+SUBCOMMANDS = ("manifest", "infer", "bundle", "sweep", "card")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -22,8 +22,15 @@ selection (defaults; override with --rules FILE, JSON or YAML with the same keys
   missing_view_position (accept|warn|skip), sop_classes (image_storage or a list of UIDs),
   allow_for_processing, allow_non_dicom.
 
-model: loaded once; the bundle's models/model.ts (TorchScript) runs when present and agrees with
-models/model.pt, unless --eager (implied by --previews: Grad-CAM needs the eager network).
+model: loaded once from the bundle's configs/metadata.json + models/; --backend auto runs models/model.ts
+(TorchScript: no timm or MONAI import, fast start) when it was exported from models/model.pt, else the eager
+network; --backend onnx runs models/model.onnx with ONNX Runtime (the onnx extra). --previews also builds the
+eager network (Grad-CAM needs it). A checkpoint of mcolor 0.1 is refused: convert it with
+`mcolor bundle convert`.
+
+MONAI Deploy conventions: -i/--input, -o/--output and -m/--model are aliases of INPUT_DIR, --out and
+--bundle, and the environment variables HOLOSCAN_INPUT_PATH, HOLOSCAN_OUTPUT_PATH and HOLOSCAN_MODEL_PATH
+fill whichever of them is not given (arguments win over variables).
 
 privacy: outputs and logs hold relative paths, UIDs and acquisition descriptors, never patient names,
 IDs or birth dates; --keep-phi adds PatientID and StudyDate (and real patient modules in --sr reports)
@@ -70,6 +77,15 @@ def _run(args: argparse.Namespace) -> int:
     from mcolor.inference.rules import load_rules
     from mcolor.inference.runner import InferOptions, run_folder
 
+    input_dir = args.input_dir or args.input or os.environ.get("HOLOSCAN_INPUT_PATH")
+    out_dir = args.out or os.environ.get("HOLOSCAN_OUTPUT_PATH")
+    bundle = args.bundle or os.environ.get("HOLOSCAN_MODEL_PATH")
+    missing = [name for name, value in (("INPUT_DIR (or -i, HOLOSCAN_INPUT_PATH)", input_dir),
+                                        ("--bundle (or -m, HOLOSCAN_MODEL_PATH)", bundle),
+                                        ("--out (or -o, HOLOSCAN_OUTPUT_PATH)", out_dir)) if not value]
+    if missing:
+        print(f"mcolor infer: error [usage]: missing {', '.join(missing)}", file=sys.stderr)
+        return EXIT_USAGE
     rules = load_rules(args.rules, allow_non_dicom=True if args.allow_non_dicom else None)
     options = InferOptions(
         threshold=args.threshold,
@@ -79,20 +95,21 @@ def _run(args: argparse.Namespace) -> int:
         device=args.device,
         batch_size=args.batch_size,
         num_workers=args.num_workers,
+        decode_threads=args.decode_threads,
         overwrite=args.overwrite,
-        eager=args.eager,
+        backend="eager" if args.eager else args.backend,
         rules=rules,
         progress=not args.no_progress,
     )
     try:
-        result = run_folder(args.input_dir, args.bundle, args.out, options)
+        result = run_folder(input_dir, bundle, out_dir, options)
     except BundleError as exc:
         print(f"mcolor: error [{exc.reason}]: {exc}", file=sys.stderr)
         return EXIT_BUNDLE
     print(result.summary_line())
     if result.readable == 0:
         print(
-            f"mcolor: error [no_readable_input]: no DICOM or image file found in {args.input_dir}",
+            f"mcolor: error [no_readable_input]: no DICOM or image file found in {input_dir}",
             file=sys.stderr,
         )
         return EXIT_NO_INPUT
@@ -108,14 +125,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         epilog=EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    p.add_argument("input_dir", metavar="INPUT_DIR", help="folder scanned recursively (only read, never written)")
-    p.add_argument(
-        "--bundle",
-        required=True,
-        metavar="BUNDLE",
-        help="bundle folder or .zip (its configs are not executed), or a model.pt checkpoint",
-    )
-    p.add_argument("--out", required=True, metavar="OUT_DIR", help="output folder (must be empty or absent)")
+    p.add_argument("input_dir", metavar="INPUT_DIR", nargs="?",
+                   help="folder scanned recursively (only read, never written); or -i / HOLOSCAN_INPUT_PATH")
+    p.add_argument("-i", "--input", metavar="INPUT_DIR", help="the input folder (MONAI Deploy style)")
+    p.add_argument("--bundle", "-m", "--model", dest="bundle", metavar="BUNDLE",
+                   help="trained bundle folder or .zip (its configs are not executed); or HOLOSCAN_MODEL_PATH")
+    p.add_argument("--out", "-o", "--output", dest="out", metavar="OUT_DIR",
+                   help="output folder (must be empty or absent); or HOLOSCAN_OUTPUT_PATH")
     p.add_argument(
         "--threshold",
         type=_probability,
@@ -126,7 +142,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--previews",
         action="store_true",
-        help="PNG panels (input, colorization output, Grad-CAM) + OUT_DIR/index.html; implies --eager",
+        help="PNG panels (input, colorization output, Grad-CAM) + OUT_DIR/index.html (builds the eager network)",
     )
     p.add_argument(
         "--keep-phi",
@@ -154,10 +170,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         action="store_true",
         help="replace a previous run's outputs in OUT_DIR (other files there are left alone)",
     )
-    p.add_argument(
-        "--eager",
-        action="store_true",
-        help="run the eager PyTorch network even when the bundle ships models/model.ts",
-    )
+    p.add_argument("--backend", choices=["auto", "torchscript", "eager", "onnx"], default="auto",
+                   help="network backend (default auto: TorchScript when current, else eager)")
+    p.add_argument("--eager", action="store_true", help="same as --backend eager")
+    p.add_argument("--decode-threads", type=_non_negative_int, default=1, metavar="T",
+                   help="threads decoding the next batches while the network runs (0: decode in line; "
+                        "ignored with --num-workers)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=_run)

@@ -29,6 +29,17 @@ def manifest_in(folder: str | Path | None) -> str | None:
     return str(Path(folder) / "manifest.csv") if folder else None
 
 
+def num_outputs(dataset: str | Path | None, default: int) -> int:
+    """Outputs the network needs: the manifest's when a dataset is given, else ``default`` (the bundle's model).
+
+    So a bundle config builds the network of its own trained model without touching any data (what
+    ``monai.bundle.load`` needs), and training on a new manifest sizes the head from the data.
+    """
+    if dataset is None or str(dataset).strip().lower() in SYNTHETIC:
+        return int(default)
+    return resolve_manifest(dataset).num_outputs
+
+
 def resolve_manifest(dataset: str | Path | None = None) -> Manifest:
     """Load the manifest at ``dataset``; with no dataset, the embedded synthetic phantoms (logged)."""
     if dataset is None or str(dataset).strip().lower() in SYNTHETIC:

@@ -13,18 +13,19 @@ import io
 import logging
 import re
 import types
-import zipfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import torch
 from ignite.engine import Engine, Events
 from ignite.handlers import Checkpoint
 from monai.handlers import CheckpointSaver
 
-from mcolor.engines.atomic import atomic_open
-from mcolor.errors import TrainingError
+from mcolor.artifact import ModelSpec, read_weights
+from mcolor.atomic import atomic_open
+from mcolor.errors import TrainingError, WeightsError
+
+__all__ = ["AtomicCheckpointSaver", "ModelSpec", "ResumeFromLast", "find_last_checkpoint", "load_checkpoint", "restore"]
 
 log = logging.getLogger(__name__)
 
@@ -54,19 +55,6 @@ class AtomicCheckpointSaver(CheckpointSaver):
                 ckpt.save_handler._save_func = types.MethodType(_atomic_save_func, ckpt.save_handler)
 
 
-class ModelSpec:
-    """How to rebuild the network without running any config code, saved inside every checkpoint."""
-
-    def __init__(self, **spec: Any) -> None:
-        self.spec = dict(spec)
-
-    def state_dict(self) -> dict[str, Any]:
-        return dict(self.spec)
-
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.spec = dict(state)
-
-
 def find_last_checkpoint(folder: str | Path) -> Path | None:
     """The ``checkpoint_epoch=N.pt`` with the largest N in ``folder``, or None."""
     folder = Path(folder)
@@ -77,27 +65,11 @@ def find_last_checkpoint(folder: str | Path) -> Path | None:
 
 
 def load_checkpoint(path: str | Path) -> dict[str, Any]:
-    """Read a checkpoint safely; a truncated or foreign file gives a TrainingError naming it."""
-    path = Path(path)
-    if not path.is_file():
-        raise TrainingError(f"checkpoint not found: {path}", reason="checkpoint_missing", path=path)
+    """Read a checkpoint safely (:func:`mcolor.artifact.read_weights`) as a TrainingError naming it."""
     try:
-        if zipfile.is_zipfile(path):  # torch.load does not check the zip CRCs: a flipped byte would load
-            with zipfile.ZipFile(path) as zf:
-                bad = zf.testzip()
-            if bad:
-                raise ValueError(f"CRC mismatch in {bad}")
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
-        raise TrainingError(
-            f"checkpoint {path} is corrupt or not a weights-only checkpoint ({type(exc).__name__}: "
-            f"{str(exc).partition(chr(10))[0][:200]})",
-            reason="checkpoint_corrupt",
-            path=path,
-        ) from exc
-    if not isinstance(obj, dict):
-        raise TrainingError(f"checkpoint {path} does not hold a dict", reason="checkpoint_corrupt", path=path)
-    return obj
+        return read_weights(path)
+    except WeightsError as exc:
+        raise TrainingError(str(exc), reason=exc.reason, path=path) from exc
 
 
 def restore(objects: Mapping[str, Any], checkpoint: Mapping[str, Any], path: str | Path = "?",

@@ -18,11 +18,13 @@ import torch.distributed as dist
 from ignite.engine import Engine, Events
 from torch.nn.parallel import DistributedDataParallel
 
+from mcolor.options import parse_bool
+
 log = logging.getLogger(__name__)
 
 #: Handler class names that only rank 0 runs (logging, checkpoints, reports, progress bars).
-RANK_ZERO_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "CheckpointSaver", "ProgressBar", "MetricsReport",
-                  "MLFlowHandler")
+RANK_ZERO_ONLY = ("StatsHandler", "TensorBoardStatsHandler", "ProgressBar", "MetricsReport", "MLFlowHandler",
+                  "TrainedBundleWriter")
 
 
 def setup_distributed(backend: str = "auto") -> torch.device:
@@ -67,7 +69,7 @@ class ShardLog:
 
     def __init__(self, output_dir: str | Path, enabled: bool = True) -> None:
         self.folder = Path(output_dir) / "shards"
-        self.enabled = bool(enabled)
+        self.enabled = parse_bool(enabled, "shard_log")
         self.epochs: dict[int, list[int]] = {}
 
     def attach(self, engine: Engine) -> None:

@@ -177,6 +177,15 @@ class RNGState:
             t.R.set_state(("MT19937", keys.numpy().astype(np.uint32), int(p), 0, 0.0))
 
 
+def progress_bar(enabled: bool | str = True) -> Any:
+    """ignite's ``ProgressBar`` (one bar per epoch, not kept), or a disabled one: the configs' one progress option."""
+    from ignite.handlers import ProgressBar
+
+    from mcolor.options import parse_bool
+
+    return ProgressBar(persist=False, disable=not parse_bool(enabled, "progress"))
+
+
 def loss_value(output: Any) -> float:
     """``output_transform`` for Stats/TensorBoard handlers: the batch loss as a Python float."""
     if isinstance(output, list) and output and isinstance(output[0], Mapping):  # decollate=true

@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
 from typing import Any
 
 import ignite.distributed as idist
@@ -34,33 +33,50 @@ from ignite.engine import Engine
 from ignite.metrics import Metric
 from monai.metrics import compute_roc_auc
 
+from mcolor.artifact import OperatingPoint, probabilities
+
 TASKS = ("binary", "multiclass", "multilabel")
 
 log = logging.getLogger(__name__)
 
 
-class OperatingPoint:
-    """Per-output decision thresholds, saved with the model (has ``state_dict``/``load_state_dict``)."""
+def fit_temperature(logits: np.ndarray, labels: np.ndarray, task: str) -> list[float]:
+    """Temperature scaling (Guo et al., 2017) fitted on validation logits by minimising the log-loss.
 
-    def __init__(self, num_outputs: int = 1, threshold: float = 0.5, method: str = "youden",
-                 target_sensitivity: float = 0.9) -> None:
-        self.thresholds = [float(threshold)] * num_outputs
-        self.method = method
-        self.target_sensitivity = float(target_sensitivity)
+    One temperature per output (sigmoid outputs, masked labels left out) or one for the softmax; searched
+    on a log grid then refined (golden section), within [0.05, 20]. Ranking (AUC) is unchanged by it.
+    """
+    def nll(t: float, z: np.ndarray, y: np.ndarray) -> float:
+        if task == "multiclass":
+            s = z / t
+            s = s - s.max(1, keepdims=True)
+            logp = s - np.log(np.exp(s).sum(1, keepdims=True))
+            return float(-logp[np.arange(len(y)), y.astype(int)].mean())
+        s = z / t
+        return float(np.mean(np.logaddexp(0, s) - y * s))
 
-    def state_dict(self) -> dict[str, Any]:
-        return {"thresholds": torch.tensor(self.thresholds, dtype=torch.float64), "method": self.method,
-                "target_sensitivity": self.target_sensitivity}
+    def search(z: np.ndarray, y: np.ndarray) -> float:
+        if len(y) < 2:
+            return 1.0
+        grid = np.exp(np.linspace(np.log(0.05), np.log(20.0), 61))
+        k = int(np.argmin([nll(t, z, y) for t in grid]))
+        lo, hi = grid[max(k - 1, 0)], grid[min(k + 1, len(grid) - 1)]
+        g = (math.sqrt(5) - 1) / 2
+        for _ in range(40):
+            a, b = hi - g * (hi - lo), lo + g * (hi - lo)
+            if nll(a, z, y) < nll(b, z, y):
+                hi = b
+            else:
+                lo = a
+        return float((lo + hi) / 2)
 
-    def load_state_dict(self, state: Mapping[str, Any]) -> None:
-        self.thresholds = [float(t) for t in torch.as_tensor(state["thresholds"]).tolist()]
-        self.method = str(state.get("method", self.method))
-        self.target_sensitivity = float(state.get("target_sensitivity", self.target_sensitivity))
-
-
-def probabilities(logits: torch.Tensor, task: str) -> torch.Tensor:
-    """Logits -> probabilities: softmax for multi-class, sigmoid otherwise."""
-    return torch.softmax(logits.float(), dim=1) if task == "multiclass" else torch.sigmoid(logits.float())
+    if task == "multiclass":
+        return [search(logits.astype(np.float64), labels.reshape(-1))]
+    out = []
+    for k in range(logits.shape[1]):
+        keep = ~np.isnan(labels[:, k])
+        out.append(search(logits[keep, k].astype(np.float64), labels[keep, k]))
+    return out
 
 
 def choose_threshold(scores: np.ndarray, labels: np.ndarray, method: str = "youden",
@@ -98,6 +114,20 @@ def binary_stats(scores: np.ndarray, labels: np.ndarray, threshold: float) -> di
     f1 = 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else math.nan
     return {"accuracy": (tp + tn) / n if n else math.nan, "sensitivity": sens, "specificity": spec,
             "precision": prec, "f1": f1, "tp": tp, "tn": tn, "fp": fp, "fn": fn}
+
+
+def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int = 10) -> float:
+    """ECE of binary probabilities: the bin-weighted mean |observed rate - mean probability|, 10 equal bins."""
+    if len(probs) == 0:
+        return math.nan
+    edges = np.linspace(0.0, 1.0, bins + 1)
+    idx = np.clip(np.digitize(probs, edges[1:-1]), 0, bins - 1)
+    total = 0.0
+    for b in range(bins):
+        sel = idx == b
+        if sel.any():
+            total += sel.sum() * abs(float(labels[sel].mean()) - float(probs[sel].mean()))
+    return total / len(probs)
 
 
 def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
@@ -160,6 +190,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, lab
             out[key] = _nanmean([s[key] for s in stats])
         out["confusion"] = [[int(np.sum((idx == a) & (pred == b))) for b in range(probs.shape[1])]
                             for a in range(probs.shape[1])]
+        out["ece"] = expected_calibration_error(probs.max(1), (pred == idx).astype(float)) if len(idx) else math.nan
         return out
     thresholds = thresholds or [0.5] * probs.shape[1]
     stats = []
@@ -167,6 +198,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, lab
         keep = ~np.isnan(labels[:, k])
         s, y = probs[keep, k], labels[keep, k]
         out[f"auc/{name}"] = _auc(s, y)
+        out[f"ece/{name}"] = expected_calibration_error(s, y)
         st = binary_stats(s, y, thresholds[k])
         stats.append(st)
         out[f"threshold/{name}"] = thresholds[k]
@@ -174,6 +206,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, lab
             for key in ("accuracy", "sensitivity", "specificity", "f1"):
                 out[f"{key}/{name}"] = st[key]
     out["auc"] = _nanmean([out[f"auc/{n}"] for n in label_names])
+    out["ece"] = _nanmean([out[f"ece/{n}"] for n in label_names])
     for key in ("accuracy", "sensitivity", "specificity", "f1"):
         out[key] = _nanmean([s[key] for s in stats])
     if len(label_names) == 1:
@@ -205,11 +238,14 @@ class ClassificationMetrics(Metric):
             ``loss_fn``). Selecting on loss helps where validation AUC saturates.
         require_skill: score ``-inf`` when the macro AUC does not beat chance (see the module doc), so a
             model without skill is never kept as the best checkpoint.
+        calibrate: with ``select_threshold``, also fit a temperature on this data (temperature scaling) and
+            choose thresholds on the calibrated probabilities; both are stored in ``operating_point``.
     """
 
     def __init__(self, task: str, label_names: list[str], operating_point: OperatingPoint | None = None,
                  select_threshold: bool = False, loss_fn: Any = None, score: str = "auc",
-                 require_skill: bool = True, output_transform: Any = lambda out: (out["pred"], out["label"]),
+                 require_skill: bool = True, calibrate: bool = False,
+                 output_transform: Any = lambda out: (out["pred"], out["label"]),
                  device: str | torch.device = "cpu") -> None:
         if task not in TASKS:
             raise ValueError(f"unknown task {task!r}; valid: {', '.join(TASKS)}")
@@ -217,6 +253,7 @@ class ClassificationMetrics(Metric):
             raise ValueError(f"score must be 'auc' or 'loss' (with loss_fn), got {score!r}")
         self.score = score
         self.require_skill = bool(require_skill)
+        self.calibrate = bool(calibrate)
         self.task = task
         self.label_names = list(label_names)
         self.operating_point = operating_point or OperatingPoint(1 if task == "multiclass" else len(label_names))
@@ -244,12 +281,16 @@ class ClassificationMetrics(Metric):
 
     def compute(self) -> dict[str, Any]:
         logits, labels = self.gathered()
-        probs = probabilities(logits, self.task).numpy()
         lab = labels.numpy().astype(np.float64) if self.task != "multiclass" else labels.numpy().reshape(-1)
         if self.task != "multiclass":
             lab = lab.reshape(len(lab), -1)
+        op = self.operating_point
+        if self.select_threshold:
+            op.temperature = (fit_temperature(logits.numpy(), lab, self.task) if self.calibrate and len(logits)
+                              else [1.0] * len(op.thresholds))
+        probs = probabilities(logits, self.task, op.temperature).numpy()
+        if self.task != "multiclass":
             if self.select_threshold:
-                op = self.operating_point
                 op.thresholds = [
                     choose_threshold(probs[~np.isnan(lab[:, k]), k], lab[~np.isnan(lab[:, k]), k],
                                      op.method, op.target_sensitivity)

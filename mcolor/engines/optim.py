@@ -66,6 +66,10 @@ def build_scheduler(optimizer: torch.optim.Optimizer, name: str = "onecycle", ma
     raise ConfigError(f"unknown lr scheduler {name!r}; valid: {', '.join(SCHEDULERS)}", reason="bad_option")
 
 
-def steps_per_epoch(dataloader: Sized, epoch_length: int | None = None) -> int:
-    """Iterations per epoch: ``epoch_length`` if set (fixed-step training), else the loader's length."""
-    return int(epoch_length) if epoch_length else max(1, math.ceil(len(dataloader)))
+def epoch_length(dataset: Sized, batch_size: int, min_steps: int = 1) -> int:
+    """Steps per epoch: one pass over ``dataset``, but at least ``min_steps``.
+
+    With a few dozen training images (1 % of a dataset) a pass is one or two steps; a floor keeps the number
+    of optimisation steps, and so the LR schedule and the validation period, meaningful at any fraction.
+    """
+    return max(int(min_steps), math.ceil(len(dataset) / int(batch_size)))

@@ -16,7 +16,8 @@ from typing import Any
 import numpy as np
 from ignite.engine import Engine, Events
 
-from mcolor.engines.atomic import atomic_write
+from mcolor.artifact import METADATA, json_text, read_metadata_file
+from mcolor.atomic import atomic_write
 from mcolor.engines.metrics import ClassificationMetrics
 
 log = logging.getLogger(__name__)
@@ -90,15 +91,24 @@ def confusion_figure(matrix: list[list[int]], names: list[str]) -> bytes:
 
 
 class MetricsReport:
-    """Write ``metrics.json``, ``roc.png`` and ``confusion.png`` after an evaluation run."""
+    """Write ``metrics.json``, ``roc.png`` and ``confusion.png`` after an evaluation run.
+
+    With ``bundle_root`` and ``update_metadata``, the figures also go into the bundle's ``eval_metrics``
+    (as ``<split>_<figure>``), so the metadata a bundle is shared with states what its own evaluation measured.
+    """
 
     def __init__(self, metric: ClassificationMetrics, output_dir: str | Path, class_names: list[str] | None = None,
-                 extra: dict[str, Any] | None = None, plots: bool = True) -> None:
+                 extra: dict[str, Any] | None = None, plots: bool = True, bundle_root: str | Path | None = None,
+                 update_metadata: bool = False) -> None:
+        from mcolor.options import parse_bool
+
         self.metric = metric
         self.output_dir = Path(output_dir)
         self.class_names = class_names
         self.extra = extra or {}
         self.plots = plots
+        self.bundle_root = Path(bundle_root) if bundle_root is not None else None
+        self.update_metadata = parse_bool(update_metadata, "update_metadata") and self.bundle_root is not None
 
     def attach(self, engine: Engine) -> None:
         engine.add_event_handler(Events.COMPLETED, self)
@@ -123,5 +133,17 @@ class MetricsReport:
                 cnames = self.class_names or (["negative", names[0]] if len(names) == 1 else names)
                 atomic_write(self.output_dir / "confusion.png",
                              lambda fh: fh.write(confusion_figure(confusion, cnames)), mode="wb")
+        if self.update_metadata:
+            self._update_metadata(metrics)
         log.info("evaluation: %s -> %s", ", ".join(f"{k}={v:.4f}" for k, v in metrics.items()
                                                    if isinstance(v, float) and "/" not in k), path)
+
+    def _update_metadata(self, metrics: dict[str, Any]) -> None:
+        assert self.bundle_root is not None
+        meta = read_metadata_file(self.bundle_root)
+        split = str(self.extra.get("split", "test"))
+        figures = dict(meta.get("eval_metrics") or {})
+        figures.update({f"{split}_{k}": float(v) for k, v in metrics.items()
+                        if isinstance(v, int | float) and "/" not in k and math.isfinite(float(v))})
+        meta["eval_metrics"] = figures
+        atomic_write(self.bundle_root / METADATA, lambda fh: fh.write(json_text(meta)), encoding="utf-8")

@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 
-from mcolor.engines.atomic import atomic_write
+from mcolor.atomic import atomic_write
 from mcolor.experiments.stats import hierarchical_bootstrap, paired_bootstrap
 
 #: (per-image score file, result field) for the selected checkpoint and for the last one (no selection).
@@ -23,7 +23,10 @@ def _scores(out: Path, run_id: str, name: str = SELECTED[0]) -> tuple[np.ndarray
     if not f.is_file():
         return None
     data = np.load(f)
-    return data["probs"][:, 0], data["labels"][:, 0]
+    probs, labels = data["probs"], data["labels"]
+    if probs.ndim == 2 and probs.shape[1] == 1:  # binary: one column of each
+        return probs[:, 0], labels.reshape(len(labels), -1)[:, 0]
+    return probs, labels.reshape(-1)
 
 
 def aggregate(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000,

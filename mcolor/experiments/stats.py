@@ -15,8 +15,19 @@ from scipy.stats import rankdata
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC via the Mann-Whitney statistic (ties count one half); NaN with one class only."""
-    labels = np.asarray(labels).astype(bool)
+    """ROC AUC via the Mann-Whitney statistic (ties count one half); NaN with one class only.
+
+    ``scores`` of shape ``(N, K)`` with K > 1 are multi-class probabilities and ``labels`` class indices: the
+    macro mean of the one-vs-rest AUCs (as the bundle's evaluation reports it).
+    """
+    scores = np.asarray(scores)
+    if scores.ndim == 2 and scores.shape[1] > 1:
+        idx = np.asarray(labels).reshape(-1).astype(int)
+        per = [auc(scores[:, k], idx == k) for k in range(scores.shape[1])]
+        finite = [v for v in per if not math.isnan(v)]
+        return float(np.mean(finite)) if finite else math.nan
+    scores = scores.reshape(-1)
+    labels = np.asarray(labels).reshape(-1).astype(bool)
     n_pos, n_neg = int(labels.sum()), int((~labels).sum())
     if n_pos == 0 or n_neg == 0:
         return math.nan

@@ -27,10 +27,10 @@ from typing import Any
 import numpy as np
 import yaml
 
+from mcolor.atomic import atomic_write
 from mcolor.data.builders import build_folders, build_medmnist
 from mcolor.data.manifests import Manifest, load_manifest, save_manifest
 from mcolor.data.subsample import subsample_manifest
-from mcolor.engines.atomic import atomic_write
 from mcolor.errors import ConfigError
 
 log = logging.getLogger(__name__)
@@ -159,30 +159,31 @@ def _workflow(config: Path, overrides: dict[str, Any]) -> Any:
 
 def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, train: dict[str, Any],
                        color_init: Path | None = None) -> dict[str, Any]:
-    """Train with the bundle's train.json, evaluate the best checkpoint with evaluate.json."""
-    configs = bundle / "configs"
+    """Train with the bundle's train.json in ``run_dir`` (a copy of the bundle: the trained model lands in its
+    ``models/`` and ``configs/metadata.json``), then evaluate that model on the test split with evaluate.json."""
+    from mcolor.bundle.installed import init_bundle
+
     t0, c0 = time.time(), time.process_time()
-    overrides = {**train, "output_dir": str(run_dir), "dataset": str(manifest), "backbone": run.backbone,
+    init_bundle(run_dir, source=bundle)
+    overrides = {**train, "bundle_root": str(run_dir), "dataset": str(manifest), "backbone": run.backbone,
                  "pretrained": run.pretrained, "color_module": run.color_module, "schedule": run.schedule,
-                 "seed": run.seed, "quiet": True}
+                 "seed": run.seed, "progress": False, "export_torchscript": False}
     if color_init is not None:
         overrides.update(color_init=str(color_init), freeze_color=bool(run.transfer and run.transfer.get("freeze")))
-    wf = _workflow(configs / "train.json", overrides)
+    wf = _workflow(run_dir / "configs" / "train.json", overrides)
     wf.run()
-    trainer = wf.parser.get_parsed_content("train#trainer")
-    evaluator = wf.parser.get_parsed_content("validate#evaluator")
+    trainer = wf.parser.get_parsed_content("train::trainer")
     network = wf.parser.get_parsed_content("network")
     net = getattr(network, "module", network)
     result = {
         "epochs": int(trainer.state.epoch), "steps": int(trainer.state.iteration),
-        "val_score": float(evaluator.state.best_metric),
         "params": int(sum(p.numel() for p in net.parameters())),
         "color_params": int(sum(p.numel() for p in net.color.parameters())),
-        "train_images": len(wf.parser.get_parsed_content("train#dataset")),
+        "train_images": len(wf.parser.get_parsed_content("train::dataset")),
     }
     wf.finalize()
     result.update(validation_at_best(run_dir))
-    metrics = evaluate_checkpoint(bundle, run_dir, manifest, run_dir / "model.pt", run_dir, "test_scores.npz")
+    metrics = evaluate_checkpoint(run_dir, manifest, "test_scores.npz")
     result.update({k: metrics.get(k) for k in ("accuracy", "sensitivity", "specificity", "threshold")})
     result["test_auc"] = metrics.get("auc")
     result["wall_s"] = round(time.time() - t0, 1)
@@ -203,18 +204,39 @@ def parse_shard(shard: str | None) -> tuple[int, int]:
     return k, n
 
 
-def evaluate_checkpoint(bundle: Path, run_dir: Path, manifest: Path, checkpoint: Path, out_dir: Path,
-                        scores_name: str) -> dict[str, Any]:
-    """Evaluate one checkpoint on the test split with the bundle's evaluate.json (its files go to ``out_dir``);
-    keep the per-image scores as ``run_dir/scores_name`` for the bootstrap and return the metrics."""
-    ev = _workflow(bundle / "configs" / "evaluate.json", {"output_dir": str(out_dir), "dataset": str(manifest),
-                                                          "checkpoint": str(checkpoint), "split": "test",
-                                                          "quiet": True})
+def evaluate_checkpoint(model_dir: Path, manifest: Path, scores_name: str, run_dir: Path | None = None
+                        ) -> dict[str, Any]:
+    """Evaluate the trained bundle ``model_dir`` on the test split with its own evaluate.json (files go to
+    ``model_dir/eval``); keep the per-image scores as ``(run_dir or model_dir)/scores_name`` for the bootstrap
+    and return the metrics."""
+    ev = _workflow(model_dir / "configs" / "evaluate.json",
+                   {"bundle_root": str(model_dir), "dataset": str(manifest), "split": "test", "progress": False})
     ev.run()
     metric = ev.parser.get_parsed_content("metric")
-    np.savez_compressed(run_dir / scores_name, probs=metric.last["probs"], labels=metric.last["labels"])
+    np.savez_compressed((run_dir or model_dir) / scores_name, probs=metric.last["probs"],
+                        labels=metric.last["labels"])
     ev.finalize()
-    return json.loads((out_dir / "metrics.json").read_text())
+    return json.loads((model_dir / "eval" / "metrics.json").read_text())
+
+
+def final_bundle(run_dir: Path) -> Path | None:
+    """The run's *last* model (no checkpoint selection) as a bundle in ``run_dir/final``, or None."""
+    from mcolor.artifact import ModelSpec, OperatingPoint, load_trained_model, read_weights, write_trained_model
+    from mcolor.bundle.installed import init_bundle
+
+    final = run_dir / "eval" / "checkpoints" / "model_final.pt"
+    if not final.is_file():
+        return None
+    target = run_dir / "final"
+    if target.exists():
+        shutil.rmtree(target)
+    init_bundle(target, source=run_dir)
+    ckpt = read_weights(final)
+    spec: ModelSpec = load_trained_model(run_dir).spec
+    op = OperatingPoint(len(ckpt["operating_point"]["thresholds"]))
+    op.load_state_dict(ckpt["operating_point"])
+    write_trained_model(target, ckpt["model"], spec, op, {"selected_on": "last epoch (no selection)"})
+    return target
 
 
 def evaluate_final(run: Run, out: Path, bundle: Path, manifest: Path) -> None:
@@ -223,15 +245,16 @@ def evaluate_final(run: Run, out: Path, bundle: Path, manifest: Path) -> None:
     A sensitivity check on the selection rule: with a few dozen training images, the lowest validation
     loss can belong to a near-constant early model, so tables are reported both ways.
     """
+    del bundle
     run_dir = out / "runs" / run.run_id
     result = json.loads((run_dir / "result.json").read_text())
     if "test_auc_final" in result:
         return
-    final = run_dir / "checkpoints" / "model_final.pt"
-    if not final.is_file():
-        log.warning("run %s has no %s; test_auc_final left empty", run.run_id, final.name)
+    target = final_bundle(run_dir)
+    if target is None:
+        log.warning("run %s has no final checkpoint; test_auc_final left empty", run.run_id)
         return
-    metrics = evaluate_checkpoint(bundle, run_dir, manifest, final, run_dir / "final", "test_scores_final.npz")
+    metrics = evaluate_checkpoint(target, manifest, "test_scores_final.npz", run_dir)
     result["test_auc_final"] = metrics.get("auc")
     atomic_write(run_dir / "result.json", lambda fh: json.dump(result, fh, indent=2))
 
@@ -246,8 +269,8 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
     finished run of the grid, whichever process ran it.
     """
     k, n = parse_shard(shard)
-    from mcolor.engines.setup import load_trained_model
-    from mcolor.engines.transfer import export_color_module
+    from mcolor.artifact import load_trained_model
+    from mcolor.color_transfer import export_color_module
 
     cfg = load_config(config)
     out = Path(out)
@@ -272,8 +295,14 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
         src_dir = out / "runs" / src.run_id
         color = src_dir / "color.pt"
         if not color.is_file():
-            _execute(src, base, out, bundle, train, None)
-            export_color_module(load_trained_model(src_dir / "model.pt").network, color)
+            # A source may learn on other data (another task or dataset) with other settings: the transfer
+            # across tasks and datasets; its data and subsets then live apart from the grid's.
+            src_out, src_base = out, base
+            if spec.get("data"):
+                src_out = out / "sources" / name
+                src_base = load_manifest(prepare_data({"_dir": cfg["_dir"], "data": spec["data"]}, src_out))
+            _execute(src, src_base, out, bundle, {**train, **(spec.get("train") or {})}, None, src_out)
+            export_color_module(load_trained_model(src_dir).network, color)
         sources[name] = color
     done = 0
     for run in mine:
@@ -293,12 +322,13 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
     return write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
 
 
-def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str, Any], init: Path | None) -> None:
+def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str, Any], init: Path | None,
+             data_out: Path | None = None) -> None:
     run_dir = out / "runs" / run.run_id
     if run_dir.exists():  # a run killed part-way (no result.json): start it afresh, no stale checkpoints
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    subset = subset_manifest(base, run.fraction, run.seed, out)
+    subset = subset_manifest(base, run.fraction, run.seed, data_out or out)
     log.info("run %s", run.run_id)
     result = train_and_evaluate(run, subset, run_dir, bundle, train, init)
     result.update({"run_id": run.run_id, "backbone": run.backbone, "color_module": run.color_module,
@@ -310,28 +340,22 @@ def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str,
 
 
 def validation_at_best(run_dir: Path) -> dict[str, Any]:
-    """Validation AUC and epoch of the kept checkpoint, read from the run's TensorBoard scalars.
-
-    The checkpoint is selected on ``val_score`` (AUC or minus the loss, as the sweep asks), so with
-    ``selection_metric: loss`` the validation AUC of the kept model is not in ``val_score``; the bundle
-    logs both per validation, and the first epoch with the best score is the one ignite's saver kept.
-    Empty when the run has no TensorBoard log.
-    """
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    scores: dict[int, float] = {}
-    aucs: dict[int, float] = {}
-    for f in sorted((run_dir / "tensorboard").glob("events.out.tfevents.*")):
-        acc = EventAccumulator(str(f), size_guidance={"scalars": 0})
-        acc.Reload()
-        tags = acc.Tags().get("scalars", [])
-        if "val_score" in tags and "val_auc" in tags:
-            scores.update({e.step: e.value for e in acc.Scalars("val_score")})
-            aucs.update({e.step: e.value for e in acc.Scalars("val_auc")})
-    if not scores:
+    """Validation AUC and epoch of the kept model, from the run's bundle metadata (empty for runs of
+    mcolor 0.1, whose TensorBoard log held them)."""
+    meta_path = run_dir / "configs" / "metadata.json"
+    if not meta_path.is_file():
         return {}
-    best = max(sorted(scores), key=lambda e: scores[e])  # max() keeps the first of equal scores
-    return {"best_epoch": best, "val_auc": aucs.get(best)}
+    meta = json.loads(meta_path.read_text())
+    prov = (meta.get("mcolor_model") or {}).get("provenance") or {}
+    figures = meta.get("eval_metrics") or {}
+    out: dict[str, Any] = {}
+    if "selected_epoch" in prov:
+        out["best_epoch"] = prov["selected_epoch"]
+    if "val_auc" in figures:
+        out["val_auc"] = figures["val_auc"]
+    if prov.get("selected_score") is not None:
+        out["val_score"] = prov["selected_score"]
+    return out
 
 
 def write_reports(cfg: dict[str, Any], out: Path, runs: list[Run], n_boot: int = 1000) -> Path:

@@ -1,9 +1,13 @@
-"""The model an inference run uses, loaded once: from a bundle (folder or zip) or a bare checkpoint.
+"""The model an inference run uses, loaded once from a trained bundle (folder or zip).
 
-A bundle's configs are never executed here (``open_bundle(trust_bundle=False)``): the network is rebuilt
-from the checkpoint's spec. When the bundle also ships ``models/model.ts`` it runs the forward passes
-(TorchScript, no Python model code needed), after a check that it agrees with the eager network on a
-random batch. ``eager=True`` forces the eager network, which Grad-CAM previews need (hooks on layers).
+A bundle's configs are never executed here: the spec, thresholds and temperature come from its
+``configs/metadata.json`` (data, read by :mod:`mcolor.artifact`), the weights from ``models/model.pt``.
+
+Backends: ``torchscript`` runs ``models/model.ts`` (written by training and by ``mcolor bundle pack``) with
+torch alone, so a run never imports timm or MONAI; it is used only when the TorchScript file embeds the
+same weights digest as the metadata (a stale export is never run). ``eager`` rebuilds the network from
+mcolor's registry (Grad-CAM previews need it: hooks on layers). ``onnx`` runs ``models/model.onnx`` with
+ONNX Runtime (the ``onnx`` extra). ``auto`` prefers TorchScript, then eager.
 """
 
 from __future__ import annotations
@@ -14,32 +18,47 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
-from mcolor.engines.setup import TrainedModel, load_trained_model, resolve_device
+from mcolor.artifact import (
+    MODEL_ONNX,
+    SECTION,
+    TrainedModel,
+    is_legacy_checkpoint,
+    load_trained_model,
+    read_weights,
+)
 from mcolor.errors import BundleError, ConfigError, McolorError
+from mcolor.options import resolve_device
 
 log = logging.getLogger(__name__)
 
-_TS_TOLERANCE = 1e-3
+BACKENDS = ("auto", "torchscript", "eager", "onnx")
 
 
 @dataclass
 class InferenceModel:
-    """A trained model plus what the outputs must say about it (name, version, thresholds, engine)."""
+    """A trained model plus what the outputs must say about it (name, version, thresholds, backend)."""
 
     trained: TrainedModel
-    name: str
-    version: str
-    network: nn.Module
+    network: Any
     engine: str = "eager"
     thresholds: list[float] = field(default_factory=list)
-    threshold_source: str = "checkpoint"
+    threshold_source: str = "model"
+
+    @property
+    def name(self) -> str:
+        return self.trained.name
+
+    @property
+    def version(self) -> str:
+        return self.trained.version
 
     @property
     def eager(self) -> nn.Module:
-        """The eager ``ColorizedClassifier``: colorize/Grad-CAM need it even under TorchScript."""
+        """The eager ``ColorizedClassifier``: colorize/Grad-CAM need it whatever the backend (built on use)."""
         return self.trained.network
 
     @property
@@ -52,7 +71,7 @@ class InferenceModel:
 
     @property
     def labels(self) -> list[str]:
-        return [str(v) for v in self.trained.spec.get("labels") or self.output_names]
+        return self.trained.labels
 
     @property
     def image_size(self) -> int:
@@ -64,7 +83,23 @@ class InferenceModel:
 
     @property
     def num_outputs(self) -> int:
-        return int(self.trained.spec["num_classes"])
+        return self.trained.num_outputs
+
+    @property
+    def device(self) -> torch.device:
+        return self.trained.device
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """The network's logits for a batch ``(B, 1, S, S)`` on this model's backend."""
+        if self.engine == "onnx":
+            out = self.network.run(None, {self.network.get_inputs()[0].name: images.cpu().numpy()})[0]
+            return torch.from_numpy(np.asarray(out))
+        with torch.inference_mode():
+            return self.network(images.to(self.device))
+
+    def probabilities(self, logits: torch.Tensor) -> torch.Tensor:
+        """Calibrated probabilities (:func:`mcolor.artifact.probabilities`, the one place this is computed)."""
+        return self.trained.probabilities(logits.detach().float().cpu())
 
     def describe(self) -> dict[str, Any]:
         """The model block of ``report.json``."""
@@ -77,17 +112,18 @@ class InferenceModel:
             "output_names": self.output_names,
             "thresholds": self.thresholds,
             "threshold_source": self.threshold_source,
+            "temperature": list(self.trained.operating_point.temperature),
             "engine": self.engine,
             "image_size": self.image_size,
             "letterbox": self.letterbox,
-            "backbone": spec.get("backbone"),
-            "color_module": spec.get("color_module"),
+            "backbone": spec.backbone,
+            "color_module": spec.color_module,
         }
 
 
 def _thresholds(trained: TrainedModel, threshold: float | None) -> tuple[list[float], str]:
     if threshold is None:
-        return list(trained.operating_point.thresholds), "checkpoint"
+        return list(trained.operating_point.thresholds), "model"
     if not 0.0 <= float(threshold) <= 1.0:
         raise ConfigError(f"--threshold must be in [0, 1], got {threshold}", reason="bad_threshold")
     if trained.task == "multiclass":
@@ -95,81 +131,109 @@ def _thresholds(trained: TrainedModel, threshold: float | None) -> tuple[list[fl
     return [float(threshold)] * len(trained.operating_point.thresholds), "override"
 
 
-def _torchscript(path: Path, trained: TrainedModel, device: torch.device) -> nn.Module | None:
-    """Load ``model.ts`` and check it against the eager network; ``None`` (eager used) if they disagree."""
+def embedded_metadata(ts_path: Path) -> dict[str, Any]:
+    """The ``metadata.json`` a TorchScript file carries (MONAI's ``ckpt_export`` format), or ``{}``."""
+    import zipfile
+
     try:
-        scripted = torch.jit.load(str(path), map_location=device).eval()
-        x = torch.rand(2, 1, trained.image_size, trained.image_size, device=device)
-        with torch.no_grad():
-            diff = float((scripted(x).float() - trained.network(x).float()).abs().max())
-    except Exception as exc:
-        log.warning("%s could not be used (%s): running the eager network", path.name, type(exc).__name__)
-        return None
-    if not diff < _TS_TOLERANCE:
-        log.warning("%s disagrees with models/model.pt (max |diff| %.2g): running the eager network", path.name, diff)
-        return None
-    return scripted
+        with zipfile.ZipFile(ts_path) as zf:
+            names = [n for n in zf.namelist() if n.endswith("/extra/metadata.json")]
+            return json.loads(zf.read(names[0])) if names else {}
+    except (OSError, zipfile.BadZipFile, ValueError, KeyError):
+        return {}
 
 
-def bundle_identity(bundle_root: str | Path | None) -> tuple[str, str]:
-    """``(name, version)`` from a bundle's ``configs/metadata.json`` (the bundle config's own model)."""
-    if bundle_root is None:
-        return "checkpoint", "unknown"
+def torchscript_is_current(trained: TrainedModel, ts_path: Path) -> bool:
+    """Whether ``model.ts`` was exported from the weights the metadata describes (digests equal)."""
+    want = ((trained.metadata.get(SECTION) or {}).get("provenance") or {}).get("weights_sha256")
+    got = ((embedded_metadata(ts_path).get(SECTION) or {}).get("provenance") or {}).get("weights_sha256")
+    return bool(want) and want == got
+
+
+def _load_torchscript(trained: TrainedModel) -> nn.Module | None:
+    ts_path = trained.ts_path
+    if ts_path is None:
+        return None
+    if not torchscript_is_current(trained, ts_path):
+        log.warning("%s was not exported from models/model.pt (weights digests differ): running the eager "
+                    "network", ts_path.name)
+        return None
     try:
-        meta = json.loads((Path(bundle_root) / "configs" / "metadata.json").read_text(encoding="utf-8"))
-        return str(meta.get("name") or Path(bundle_root).name), str(meta.get("version") or "unknown")
-    except (OSError, ValueError):
-        return Path(bundle_root).name, "unknown"
+        return torch.jit.load(str(ts_path), map_location=trained.device).eval()
+    except Exception as exc:  # a broken export must not end the run: the eager network is the reference
+        log.warning("%s could not be loaded (%s): running the eager network", ts_path.name, type(exc).__name__)
+        return None
 
 
-def load_checkpoint_model(
-    path: str | Path,
-    device: str | torch.device = "cpu",
-    threshold: float | None = None,
-    bundle_root: str | Path | None = None,
-) -> InferenceModel:
-    """An eager model from a ``model.pt`` (the bundle config's ``model``, and ``--bundle model.pt``)."""
-    path = Path(path).expanduser()
+def _load_onnx(trained: TrainedModel) -> Any:
+    path = trained.weights.parent / Path(MODEL_ONNX).name
     if not path.is_file():
-        raise BundleError(f"model checkpoint not found: {path}", reason="missing_model", path=path)
+        raise BundleError(f"--backend onnx: bundle {trained.name} has no {MODEL_ONNX}; export one with "
+                          "`mcolor bundle pack --onnx` or `mcolor bundle export-onnx`", reason="missing_model",
+                          path=path)
     try:
-        trained = load_trained_model(path, device)
-    except McolorError as exc:
-        raise BundleError(f"{path}: cannot load the model: {exc}", reason="bad_model", path=path) from exc
-    name, version = bundle_identity(bundle_root)
-    if bundle_root is None:
-        name, version = path.stem, str(trained.spec.get("mcolor_version", "unknown"))
+        import onnxruntime as ort
+    except ImportError as exc:
+        raise BundleError("--backend onnx needs the onnx extra: pip install 'mcolor[onnx]'",
+                          reason="missing_extra") from exc
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = torch.get_num_threads()
+    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
+def from_trained(trained: TrainedModel, threshold: float | None = None, backend: str = "auto") -> InferenceModel:
+    """An :class:`InferenceModel` over ``trained`` on ``backend`` (see the module doc)."""
+    if backend not in BACKENDS:
+        raise ConfigError(f"backend must be one of {BACKENDS}, got {backend!r}", reason="bad_option")
     thresholds, source = _thresholds(trained, threshold)
-    return InferenceModel(trained, name, version, trained.network, "eager", thresholds, source)
+    if backend == "onnx":
+        return InferenceModel(trained, _load_onnx(trained), "onnx", thresholds, source)
+    if backend in ("auto", "torchscript"):
+        scripted = _load_torchscript(trained)
+        if scripted is not None:
+            return InferenceModel(trained, scripted, "torchscript", thresholds, source)
+        if backend == "torchscript":
+            raise BundleError(f"bundle {trained.name} has no current models/model.ts", reason="missing_model",
+                              path=trained.weights.parent)
+    try:
+        network = trained.network
+    except BundleError:
+        raise
+    except McolorError as exc:
+        reason = "unsafe_checkpoint" if exc.reason == "unsafe_checkpoint" else "bad_model"
+        raise BundleError(f"{trained.weights}: cannot load the model: {exc}", reason=reason,
+                          path=trained.weights) from exc
+    return InferenceModel(trained, network, "eager", thresholds, source)
 
 
-def load_inference_model(
-    source: str | Path,
-    device: str | torch.device = "auto",
-    threshold: float | None = None,
-    eager: bool = False,
-) -> InferenceModel:
-    """Load ``source`` (bundle folder, bundle ``.zip`` or ``model.pt``) once for a whole run.
+def bundle_model(bundle_root: str | Path, threshold: float | None = None,
+                 device: str | torch.device = "cpu") -> InferenceModel:
+    """The bundle's own model for ``inference.json``'s outputs (identity, thresholds); the network runs there
+    from the config's ``network``, so none is loaded here until something asks for :attr:`InferenceModel.eager`."""
+    trained = load_trained_model(bundle_root, device)
+    thresholds, source = _thresholds(trained, threshold)
+    return InferenceModel(trained, None, "config", thresholds, source)
+
+
+def load_inference_model(source: str | Path, device: str | torch.device = "auto", threshold: float | None = None,
+                         backend: str = "auto") -> InferenceModel:
+    """Load ``source`` (bundle folder, bundle ``.zip``, or a bundle's ``models/model.pt``) once for a whole run.
 
     Raises:
-        BundleError: missing or invalid bundle, missing or refused model (the CLI's exit code 3).
+        BundleError: missing or invalid bundle, missing or refused model, a legacy checkpoint (the CLI's
+            exit code 3).
     """
-    from mcolor.bundle import open_bundle
+    from mcolor.bundle.loading import open_bundle
 
     dev = resolve_device(device)
     src = Path(source).expanduser()
     if src.is_file() and src.suffix == ".pt":
-        return load_checkpoint_model(src, dev, threshold)
+        if src.parent.name != "models" and is_legacy_checkpoint(read_weights(src)):
+            load_trained_model(src)  # raises the legacy-checkpoint error with the converter command
+        src = src.parent.parent if src.parent.name == "models" else src
     bundle = open_bundle(src, trust_bundle=False)
     trained = bundle.load_model(dev)
-    thresholds, source_kind = _thresholds(trained, threshold)
-    network: nn.Module = trained.network
-    engine = "eager"
-    ts_path = bundle.ts_path
-    if ts_path is not None and not eager:
-        bundle.check_hashes(["models/model.ts"])
-        scripted = _torchscript(ts_path, trained, dev)
-        if scripted is not None:
-            network, engine = scripted, "torchscript"
-    log.info("model %s %s (%s, %s on %s)", bundle.name, bundle.version, trained.spec.get("backbone"), engine, dev)
-    return InferenceModel(trained, bundle.name, bundle.version, network, engine, thresholds, source_kind)
+    model = from_trained(trained, threshold, backend)
+    log.info("model %s %s (%s + %s, %s on %s)", model.name, model.version, trained.spec.color_module,
+             trained.spec.backbone, model.engine, dev)
+    return model

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from mcolor import __version__
-from mcolor.engines.atomic import atomic_write
+from mcolor.atomic import atomic_write
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.scan import STATUSES, FileRecord
 

@@ -16,13 +16,11 @@ from typing import Any
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
 
-from mcolor.engines.metrics import probabilities
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.outputs import write_tables
-from mcolor.inference.rules import as_flag
 from mcolor.inference.scan import FileRecord
+from mcolor.options import parse_bool
 
 log = logging.getLogger(__name__)
 
@@ -60,19 +58,28 @@ class PredictionWriter:
         self.records = records
         self.output_dir = Path(output_dir)
         self.rules = rules
-        self.keep_phi = as_flag(keep_phi)
+        self.keep_phi = parse_bool(keep_phi, "keep_phi")
 
-    def attach(self, engine: Engine) -> None:
+    def attach(self, engine: Any) -> None:
+        """ignite handler form (``inference.json``): the evaluator's output ``pred`` holds probabilities."""
+        from ignite.engine import Events
+
         engine.add_event_handler(Events.ITERATION_COMPLETED, self.collect)
 
-    def collect(self, engine: Engine) -> None:
-        batch = engine.state.batch
+    def collect(self, engine: Any) -> None:
+        pred = engine.state.output["pred"] if engine.state.batch["index"] else None
+        self.collect_batch(engine.state.batch, pred)
+
+    def __call__(self, batch: dict[str, Any], probs: Any) -> None:
+        self.collect_batch(batch, probs)
+
+    def collect_batch(self, batch: dict[str, Any], probs: Any) -> None:
+        """Store one batch's results: ``probs`` are the calibrated probabilities of ``batch["index"]``."""
         for index, reason, message in batch["failed"]:
             self.records[index].fail(reason, message)
         if not batch["index"]:
             return
-        logits = torch.as_tensor(engine.state.output["pred"]).detach().cpu()
-        probs = probabilities(logits, self.model.task).numpy()
+        probs = torch.as_tensor(probs).detach().float().cpu().numpy()
         for index, p in zip(batch["index"], probs, strict=True):
             record = self.records[index]
             record.probabilities = [float(v) for v in p]
@@ -87,7 +94,7 @@ class PredictionWriter:
         return write_tables(self.output_dir, self.records, self.model, self.rules, self.keep_phi)
 
 
-def run_engine(evaluator: Engine, writer: PredictionWriter) -> dict[str, int]:
+def run_engine(evaluator: Any, writer: PredictionWriter) -> dict[str, int]:
     """Run ``evaluator`` over the selected files (if any) and write the tables; returns status counts."""
     if len(evaluator.data_loader.dataset) > 0:
         evaluator.run()

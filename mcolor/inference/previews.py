@@ -20,13 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from ignite.engine import Engine, Events
 from matplotlib import colormaps
 from monai.visualize import GradCAM
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from torch import nn
 
-from mcolor.engines.atomic import atomic_write
+from mcolor.atomic import atomic_write
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.scan import FileRecord
 
@@ -137,7 +136,8 @@ def caption(record: FileRecord, model: InferenceModel) -> str:
 
 
 class PreviewWriter:
-    """Evaluator handler: a panel per predicted image under ``OUT_DIR/previews/``."""
+    """Batch callback of the inference loop (after the prediction writer): a panel per predicted image under
+    ``OUT_DIR/previews/``."""
 
     def __init__(self, model: InferenceModel, records: list[FileRecord], output_dir: str | Path) -> None:
         self.model, self.records = model, records
@@ -148,14 +148,10 @@ class PreviewWriter:
         except Exception as exc:
             log.warning("Grad-CAM unavailable for this model (%s): panels without it", type(exc).__name__)
 
-    def attach(self, engine: Engine) -> None:
-        engine.add_event_handler(Events.ITERATION_COMPLETED, self.write)
-
-    def write(self, engine: Engine) -> None:
-        batch: dict[str, Any] = engine.state.batch
+    def __call__(self, batch: dict[str, Any], probs: Any) -> None:
         if not batch["index"]:
             return
-        x = engine.state.output["image"]
+        x = batch["image"].to(self.model.device)
         with torch.no_grad():
             colorized = self.model.eager.colorize(x).float().cpu().numpy()
         records = [self.records[i] for i in batch["index"]]

@@ -10,7 +10,7 @@ import html
 from pathlib import Path
 from typing import Any
 
-from mcolor.engines.atomic import atomic_write
+from mcolor.atomic import atomic_write
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.outputs import DISCLAIMER, record_row, summary
 from mcolor.inference.scan import FileRecord

@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from mcolor.errors import ConfigError
+from mcolor.options import parse_bool
 
 MISSING_POLICIES = ("accept", "warn", "skip")
 #: Stands for a header value that does not fit its VR (possibly swallowed neighbours: PHI).
@@ -88,13 +89,6 @@ class Decision:
     warnings: tuple[str, ...] = ()
 
 
-def as_flag(value: object) -> bool:
-    """A boolean from a config or command-line value: ``monai.bundle run --x false`` passes the string."""
-    if isinstance(value, str):
-        return value.strip().lower() in ("1", "true", "yes", "on")
-    return bool(value)
-
-
 def load_rules(path: str | Path | None = None, allow_non_dicom: bool | None = None) -> SelectionRules:
     """Rules from a JSON or YAML file (keys of :class:`SelectionRules`; missing keys keep the defaults).
 
@@ -125,7 +119,7 @@ def load_rules(path: str | Path | None = None, allow_non_dicom: bool | None = No
         data = loaded
     rules = SelectionRules(**data)
     if allow_non_dicom is not None:
-        rules.allow_non_dicom = as_flag(allow_non_dicom)
+        rules.allow_non_dicom = parse_bool(allow_non_dicom, "allow_non_dicom")
     return rules
 
 

@@ -3,6 +3,10 @@
 The run always completes: each file ends ``predicted``, ``skipped`` or ``error`` and the outputs are
 written. Only usage problems (bad options, a non-empty output folder without ``overwrite``) and an
 unusable model raise, before any file is read. The input folder is only ever read.
+
+Nothing on this path imports the training stack (ignite, MONAI handlers, mlflow) or, with the bundle's
+TorchScript model, MONAI and timm at all; previews (Grad-CAM: MONAI, matplotlib) and SR (highdicom) are
+imported only when asked for.
 """
 
 from __future__ import annotations
@@ -12,17 +16,11 @@ import shutil
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mcolor.engines.setup import resolve_device
 from mcolor.errors import ConfigError, McolorError
-from mcolor.inference.batching import (
-    BatchInferer,
-    InferenceDataset,
-    ProgressHandler,
-    make_evaluator,
-    make_loader,
-)
+from mcolor.inference.dataset import InferenceDataset
+from mcolor.inference.engine import predict
 from mcolor.inference.models import InferenceModel, load_inference_model
-from mcolor.inference.predictions import PredictionWriter, run_engine
+from mcolor.inference.predictions import PredictionWriter
 from mcolor.inference.rules import SelectionRules
 from mcolor.inference.scan import FileRecord, quiet_dicom, scan_folder
 
@@ -34,7 +32,8 @@ OWN_OUTPUTS = ("predictions.csv", "report.json", "index.html", "previews", "sr")
 
 @dataclass
 class InferOptions:
-    """Options of one run (the CLI flags). ``eager`` forces the eager network (implied by ``previews``)."""
+    """Options of one run (the CLI flags). ``backend`` picks the network (see :mod:`mcolor.inference.models`);
+    previews need the eager network for Grad-CAM but the predictions keep the chosen backend."""
 
     threshold: float | None = None
     sr: bool = False
@@ -43,8 +42,9 @@ class InferOptions:
     device: str = "auto"
     batch_size: int = 16
     num_workers: int = 0
+    decode_threads: int = 1
     overwrite: bool = False
-    eager: bool = False
+    backend: str = "auto"
     rules: SelectionRules = field(default_factory=SelectionRules)
     progress: bool = True
     preview_size: int = 256
@@ -113,26 +113,26 @@ def run_folder(
     if not root.is_dir():
         raise ConfigError(f"input folder not found or not a folder: {root}", reason="missing_input", path=root)
     out = check_output(out_dir, root, options.overwrite)
-    model = load_inference_model(bundle, options.device, options.threshold, eager=options.eager or options.previews)
+    model = load_inference_model(bundle, options.device, options.threshold, backend=options.backend)
     if options.overwrite and out.is_dir():
         clear_outputs(out)
     out.mkdir(parents=True, exist_ok=True)
     with quiet_dicom():
         records = scan_folder(root, options.rules, options.keep_phi, options.progress)
-        dataset = InferenceDataset(
-            records, model.image_size, model.letterbox, options.preview_size if options.previews else None
-        )
+        dataset = InferenceDataset(records, image_size=model.image_size, letterbox=model.letterbox,
+                                   display_size=options.preview_size if options.previews else None)
         writer = PredictionWriter(model, records, out, options.rules.to_dict(), options.keep_phi)
-        handlers: list[object] = [writer, ProgressHandler(len(dataset), options.progress)]
+        callbacks: list = [writer]
         if options.previews:
             from mcolor.inference.previews import PreviewWriter
 
-            handlers.append(PreviewWriter(model, records, out))
-        loader = make_loader(dataset, options.batch_size, options.num_workers)
-        evaluator = make_evaluator(
-            model.network, loader, resolve_device(options.device), BatchInferer(model.num_outputs), handlers
-        )
-        counts = run_engine(evaluator, writer)
+            callbacks.append(PreviewWriter(model, records, out))
+        if len(dataset):
+            predict(model, dataset, callbacks, batch_size=options.batch_size, num_workers=options.num_workers,
+                    decode_threads=options.decode_threads, progress=options.progress)
+        counts = writer.finish()
+        log.info("%d files: %d predicted, %d skipped, %d errors -> %s", sum(counts.values()), counts["predicted"],
+                 counts["skipped"], counts["error"], out / "predictions.csv")
         if options.sr:
             from mcolor.inference.sr import write_reports
 

@@ -26,13 +26,13 @@ from mcolor.inference.rules import (
     WITHHELD,
     Decision,
     SelectionRules,
-    as_flag,
     check_header,
     check_non_dicom,
     header_value,
     sop_class_of,
 )
 from mcolor.io.radiograph import _head, _sniff
+from mcolor.options import parse_bool
 
 log = logging.getLogger(__name__)
 
@@ -263,5 +263,6 @@ def select_inputs(
 ) -> list[FileRecord]:
     """The records to infer on: a scanned folder (with rules) or, without ``input_dir``, a manifest split."""
     if input_dir:
-        return scan_folder(input_dir, rules or SelectionRules(), as_flag(keep_phi), as_flag(progress))
+        return scan_folder(input_dir, rules or SelectionRules(), parse_bool(keep_phi, "keep_phi"),
+                           parse_bool(progress, "progress"))
     return manifest_records(dataset, split, dataset_dir)

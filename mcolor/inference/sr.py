@@ -28,7 +28,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from mcolor import __version__
-from mcolor.engines.atomic import atomic_write
+from mcolor.atomic import atomic_write
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.outputs import DISCLAIMER
 from mcolor.inference.rules import WITHHELD
