@@ -37,7 +37,7 @@ from typing import Any
 import torch
 
 from mcolor import __version__
-from mcolor.atomic import atomic_open, atomic_write
+from mcolor.atomic import atomic_write
 from mcolor.errors import BundleError, ConfigError, WeightsError
 
 log = logging.getLogger(__name__)
@@ -507,31 +507,40 @@ def write_torchscript(root: str | Path, out: str | Path | None = None) -> Path:
     a loader tell a stale export) and the configs as extra files, which is what MONAI Deploy reads. The export
     is checked against the eager network on a random batch before it replaces anything.
     """
-    import io
+    import os
+    import shutil
+    import tempfile
     import warnings
 
     from monai.data import save_net_with_metadata
 
     root = Path(root)
+    target = Path(out) if out is not None else root / MODEL_TS
     trained = load_trained_model(root)
     network = trained.network
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # torch.jit is deprecated upstream; MONAI's format still uses it
-        scripted = torch.jit.script(network)
-        buf = io.BytesIO()
-        save_net_with_metadata(scripted, buf, include_config_vals=False, meta_values=trained.metadata,
-                               more_extra_files=config_extra_files(root))
-        buf.seek(0)
-        check = torch.jit.load(buf, map_location="cpu")
-    x = torch.rand(2, 1, trained.image_size, trained.image_size, generator=torch.Generator().manual_seed(0))
-    with torch.no_grad():
-        diff = float((check(x) - network(x)).abs().max())
-    if not diff <= TS_ATOL:
-        raise BundleError(f"TorchScript export of {root} differs from the eager network (max |diff| {diff:.3g})",
-                          reason="export_mismatch", path=root)
-    target = Path(out) if out is not None else root / MODEL_TS
-    with atomic_open(target, "wb") as fh:
-        fh.write(buf.getvalue())
+    # torch names the archive's root folder after the file it writes, and MONAI Deploy looks for
+    # ``<stem>/extra/inference.json``: write under the final name in a private folder, then move into place.
+    tmp_dir = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        staged = tmp_dir / target.name
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # torch.jit is deprecated upstream; MONAI's format still uses it
+            scripted = torch.jit.script(network)
+            save_net_with_metadata(scripted, str(staged), include_config_vals=False,
+                                   meta_values=trained.metadata, more_extra_files=config_extra_files(root))
+            check = torch.jit.load(str(staged), map_location="cpu")
+        x = torch.rand(2, 1, trained.image_size, trained.image_size, generator=torch.Generator().manual_seed(0))
+        with torch.no_grad():
+            diff = float((check(x) - network(x)).abs().max())
+        if not diff <= TS_ATOL:
+            raise BundleError(f"TorchScript export of {root} differs from the eager network (max |diff| {diff:.3g})",
+                              reason="export_mismatch", path=root)
+        os.replace(staged, target)
+    except OSError as exc:
+        raise BundleError(f"cannot write {target}: {exc.strerror or exc}", reason="output_not_writable",
+                          path=target) from exc
+    finally:
+        shutil.rmtree(tmp_dir, ignore_errors=True)
     return target
 
 

@@ -7,8 +7,10 @@ extra files) and compared with the eager network, optionally ``models/model.onnx
 into ``large_files.yml``. Training outputs (``eval/``, caches) are left out. The source folder is never
 modified, and the zip is written atomically.
 
-Portability: a ``pretrained`` path in ``train.json`` points at a file on the packing machine, so the packed
-copy says ``false`` (the trained weights supersede ImageNet's; pass ``--pretrained`` to re-train from them).
+A packed bundle's ``train.json`` says ``pretrained: false``: the trained weights supersede ImageNet's, a path
+would point at the packing machine, and ``packaged`` fits only EfficientNet-Lite0, so ``monai.bundle.load(...,
+workflow_type="train")`` builds the network of any trained backbone without fetching weights. Pass
+``--pretrained`` to re-train the packed bundle from ImageNet.
 """
 
 from __future__ import annotations
@@ -34,7 +36,6 @@ _VERSIONED = re.compile(r"_v(\d+\.\d+\.\d+[^/]*)\.zip$")
 #: Never packed: training outputs, caches, hidden files, and weights (re-added from the checked model).
 _SKIP = re.compile(r"(^|/)(__pycache__|\.[^/]*)(/|$)|^(eval|runs|models)(/|$)")
 WEIGHT_SUFFIXES = (".pt", ".pth", ".ts", ".onnx", ".ckpt")
-PORTABLE_PRETRAINED = ("packaged", "true", "false")
 
 
 def default_zip_name(metadata: dict[str, Any], root: Path) -> str:
@@ -53,13 +54,12 @@ def _copy_tree(src: Path, dst: Path) -> None:
 
 
 def portable_train_config(stage: Path) -> None:
-    """Make the packed ``train.json`` independent of the packing machine's files (see the module doc)."""
+    """The packed ``train.json`` builds the trained network without ImageNet weights (see the module doc)."""
     path = stage / "configs" / "train.json"
     if not path.is_file():
         return
     cfg = json.loads(path.read_text(encoding="utf-8"))
-    value = cfg.get("pretrained")
-    if isinstance(value, str) and value.lower() not in PORTABLE_PRETRAINED and not value.startswith(("$", "@")):
+    if cfg.get("pretrained") is not False:
         cfg["pretrained"] = False
         path.write_text(json.dumps(cfg, indent=4) + "\n", encoding="utf-8")
 
