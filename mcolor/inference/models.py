@@ -237,3 +237,11 @@ def load_inference_model(source: str | Path, device: str | torch.device = "auto"
     log.info("model %s %s (%s + %s, %s on %s)", model.name, model.version, trained.spec.color_module,
              trained.spec.backbone, model.engine, dev)
     return model
+
+
+def load_checkpoint_model(path: str | Path, device: str | torch.device = "cpu", threshold: float | None = None,
+                          bundle_root: str | Path | None = None) -> InferenceModel:
+    """The name ``inference.json`` of mcolor 0.1 called: kept so such a bundle fails with the converter's name
+    (its ``model.pt`` is a legacy checkpoint) instead of an import error; a new-format path just loads."""
+    del bundle_root
+    return from_trained(load_trained_model(path, device), threshold, "eager")
