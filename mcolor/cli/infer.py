@@ -36,9 +36,14 @@ privacy: outputs and logs hold relative paths, UIDs and acquisition descriptors,
 IDs or birth dates; --keep-phi adds PatientID and StudyDate (and real patient modules in --sr reports)
 for local use. INPUT_DIR is only read.
 
+optional extras: --sr needs mcolor[sr] (highdicom), --previews mcolor[plots] (matplotlib), --backend onnx
+mcolor[onnx]; without it the run stops before reading any file (exit code 2, error [missing_extra] with
+the pip install command).
+
 exit codes:
   0  the run completed (skipped and error files are results, counted in the summary line)
-  2  usage error: bad arguments or rules file, missing INPUT_DIR, OUT_DIR not empty without --overwrite
+  2  usage error: bad arguments or rules file, missing INPUT_DIR, OUT_DIR not empty without --overwrite,
+     an option's extra not installed
   3  the bundle (or checkpoint) cannot be opened or its model cannot be loaded
   4  INPUT_DIR holds no readable file at all (no DICOM or image file found)
 

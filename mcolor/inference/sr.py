@@ -22,18 +22,19 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-import highdicom as hd
 import pydicom
 from pydicom.dataset import Dataset
 from pydicom.uid import generate_uid
 
 from mcolor import __version__
 from mcolor.atomic import atomic_write
+from mcolor.extras import require
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.outputs import DISCLAIMER
 from mcolor.inference.rules import WITHHELD
 from mcolor.inference.scan import FileRecord, quiet_dicom
 
+hd = require("sr", "DICOM SR output (mcolor infer --sr)")
 log = logging.getLogger(__name__)
 
 SR_DIR = "sr"
