@@ -137,13 +137,13 @@ def run_folder(
         if len(dataset):
             predict(model, dataset, callbacks, batch_size=options.batch_size, num_workers=options.num_workers,
                     decode_threads=options.decode_threads, progress=options.progress)
+        if options.sr:  # before the tables: a study that gets no SR says so on its rows
+            from mcolor.inference.sr import write_reports
+
+            write_reports(out, records, model)
         counts = writer.finish()
         log.info("%d files: %d predicted, %d skipped, %d errors -> %s", sum(counts.values()), counts["predicted"],
                  counts["skipped"], counts["error"], out / "predictions.csv")
-        if options.sr:
-            from mcolor.inference.sr import write_reports
-
-            write_reports(out, records, model, options.keep_phi)
         if options.previews:
             from mcolor.inference.report_html import write_index
 
