@@ -31,6 +31,20 @@ class ConfigError(McolorError, ValueError):
     default_reason = "bad_config"
 
 
+class MissingExtraError(ConfigError):
+    """A feature was asked for whose optional dependencies (an extra, :data:`mcolor.extras.EXTRAS`) are not installed.
+
+    A ``ConfigError`` because the fix is a setting or an install, never a code change; ``extra`` names the extra
+    so that the message and callers can give the exact ``pip install 'mcolor[...]'`` command.
+    """
+
+    default_reason = "missing_extra"
+
+    def __init__(self, message: str, extra: str, reason: str | None = None, path: str | Path | None = None) -> None:
+        self.extra = extra
+        super().__init__(message, reason, path)
+
+
 class WeightsError(McolorError, ValueError):
     """Pretrained weights do not match the model they are loaded into, or cannot be found."""
 

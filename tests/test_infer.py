@@ -312,7 +312,14 @@ def test_previews_and_index(default_run: dict[str, Any]) -> None:
     assert page.count("<tr class=") == len(EXPECTED)
 
 
-def test_structured_reports(default_run: dict[str, Any]) -> None:
+#: What an SR copies from its study's source headers (mcolor.inference.sr.IDENTITY_KEYWORDS' core).
+SR_IDENTITY = ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "StudyDate", "StudyTime",
+               "AccessionNumber", "ReferringPhysicianName", "StudyID")
+
+
+def test_structured_reports(default_run: dict[str, Any], messy: Path) -> None:
+    """One SR per study, in the source study and carrying its patient and study identity (without --keep-phi:
+    the SR goes back to the PACS the study came from), nothing else of the source headers."""
     out = default_run["out"]
     rows = rows_of(out)
     studies = {r["study_instance_uid"] for r in rows.values() if r["status"] == "predicted"}
@@ -324,7 +331,9 @@ def test_structured_reports(default_run: dict[str, Any]) -> None:
             ds.SOPClassUID == "1.2.840.10008.5.1.4.1.1.88.22"
         )  # Enhanced SR (highdicom has no Basic Text SR)
         assert ds.Modality == "SR" and ds.StudyInstanceUID == f.stem
-        assert ds.PatientID == "MCOLOR-ANONYMIZED" and str(ds.PatientName).startswith("ANONYMIZED")
+        source = next(p for p, r in rows.items() if r["status"] == "predicted" and r["study_instance_uid"] == f.stem)
+        src = pydicom.dcmread(messy / source, stop_before_pixels=True)
+        assert {k: str(ds.get(k, "")) for k in SR_IDENTITY} == {k: str(src.get(k, "")) for k in SR_IDENTITY}
         assert ds.VerificationFlag == "UNVERIFIED" and ds.CompletionFlag == "PARTIAL"
         refs = {
             i.ReferencedSOPInstanceUID
@@ -341,12 +350,20 @@ def test_structured_reports(default_run: dict[str, Any]) -> None:
         text = f.read_bytes().decode("latin-1")
         assert "NOT FOR CLINICAL USE" in text
         assert "InstitutionName" not in ds and "DeviceSerialNumber" not in ds
+        for value in (src.get("InstitutionName"), src.get("DeviceSerialNumber"), src.get("StationName")):
+            assert not value or str(value).encode() not in f.read_bytes(), value
+    planted = pydicom.dcmread(out / "sr" / f"{rows['phi/planted.dcm']['study_instance_uid']}.dcm")
+    assert {k: str(planted.get(k)) for k in PLANTED} == PLANTED
+    assert not any(r["warnings"].startswith("sr_not_written") for r in rows.values())
 
 
 def test_no_phi_in_any_output_or_log(default_run: dict[str, Any], capfd: pytest.CaptureFixture[str]) -> None:
+    """Every output but the SRs (which carry their study's identity by design: test_structured_reports) and
+    every log record of a run with --sr and --previews hold no identifier without --keep-phi."""
     out = default_run["out"]
-    files = [p for p in out.rglob("*") if p.is_file()]
+    files = [p for p in out.rglob("*") if p.is_file() and p.parent.name != "sr"]
     assert {p.name for p in files} >= {"predictions.csv", "report.json", "index.html"}
+    assert any(p.suffix == ".png" for p in files) and list((out / "sr").iterdir())
     for path in files:
         data = path.read_bytes()
         assert_no_phi(data, str(path))

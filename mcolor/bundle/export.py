@@ -7,7 +7,6 @@ optional ``onnx`` extra (``pip install 'mcolor[onnx]'``).
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import warnings
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ import torch
 from mcolor.artifact import TS_ATOL
 from mcolor.atomic import atomic_open
 from mcolor.errors import BundleError
+from mcolor.extras import available, require
 
 ONNX_ATOL = 1e-4
 
@@ -74,7 +74,7 @@ def compare_torchscript(network: torch.nn.Module, ts_path: str | Path, x: torch.
 
 def onnx_available() -> bool:
     """Whether the optional ``onnx`` extra (onnx + onnxruntime) is installed."""
-    return all(importlib.util.find_spec(m) is not None for m in ("onnx", "onnxruntime"))
+    return available("onnx")
 
 
 def export_onnx(network: torch.nn.Module, out: str | Path, example: torch.Tensor) -> Path:
@@ -93,9 +93,8 @@ def export_onnx(network: torch.nn.Module, out: str | Path, example: torch.Tensor
 
 def compare_onnx(network: torch.nn.Module, onnx_path: str | Path, x: torch.Tensor) -> float:
     """Max |eager - onnxruntime| on ``x``; raise ``BundleError(reason="export_mismatch")`` above 1e-4."""
-    import onnx
-    import onnxruntime as ort
-
+    onnx = require("onnx", "the ONNX check")
+    ort = require("onnx", "the ONNX check", "onnxruntime")
     onnx.checker.check_model(str(onnx_path))
     session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
     got = torch.from_numpy(session.run(None, {session.get_inputs()[0].name: x.numpy()})[0])

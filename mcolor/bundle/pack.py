@@ -31,6 +31,7 @@ from mcolor.bundle.large_files import LARGE_FILES, LargeFile, check_files, dump_
 from mcolor.bundle.loading import REQUIRED_FILES
 from mcolor.bundle.metadata import read_metadata
 from mcolor.errors import BundleError, McolorError
+from mcolor.extras import require
 
 _VERSIONED = re.compile(r"_v(\d+\.\d+\.\d+[^/]*)\.zip$")
 #: Never packed: training outputs, caches, hidden files, and weights (re-added from the checked model).
@@ -74,6 +75,8 @@ def pack_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, url: s
         onnx: also export ``models/model.onnx`` (needs the ``onnx`` extra).
     """
     root = Path(bundle_dir)
+    if onnx:  # before any work: a missing extra is known now, not after the TorchScript export
+        require("onnx", "mcolor bundle pack --onnx")
     if not root.is_dir():
         raise BundleError(f"bundle folder not found: {root}", reason="not_found", path=root)
     meta = read_metadata(root)
@@ -101,8 +104,6 @@ def pack_bundle(bundle_dir: str | Path, out: str | Path | None = None, *, url: s
         write_torchscript(stage)  # configs as packed (portable) go inside model.ts
         files = [MODEL_PT, MODEL_TS]
         if onnx:
-            if not export.onnx_available():
-                raise BundleError("--onnx needs the onnx extra: pip install 'mcolor[onnx]'", reason="missing_extra")
             x = export.example_input(meta, trained.image_size, batch=3)
             export.export_onnx(trained.network, stage / MODEL_ONNX, x)
             export.compare_onnx(trained.network, stage / MODEL_ONNX, x)

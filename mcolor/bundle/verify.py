@@ -32,6 +32,7 @@ from mcolor.bundle.large_files import LARGE_FILES, check_files
 from mcolor.bundle.loading import Bundle, open_bundle
 from mcolor.bundle.metadata import metadata_problems, monai_schema_path, schema_path
 from mcolor.errors import BundleError, McolorError
+from mcolor.extras import install_hint
 
 PASS, FAIL, SKIP = "pass", "fail", "skip"
 CHECKS = ("archive", "metadata", "layout", "large_files", "model", "net_in_out", "ckpt_export", "onnx")
@@ -265,7 +266,7 @@ def _check_exports(bundle: Bundle, model: TrainedModel | None, report: VerifyRep
         if not onnx:
             report.add("onnx", SKIP, "disabled (--no-onnx)")
         elif not export.onnx_available():
-            report.add("onnx", SKIP, "onnx/onnxruntime not installed (pip install 'mcolor[onnx]')")
+            report.add("onnx", SKIP, f"onnx/onnxruntime not installed ({install_hint('onnx')})")
         else:
             _check_onnx(bundle, model, x, Path(tmp), report)
 

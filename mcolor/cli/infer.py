@@ -32,13 +32,26 @@ MONAI Deploy conventions: -i/--input, -o/--output and -m/--model are aliases of 
 --bundle, and the environment variables HOLOSCAN_INPUT_PATH, HOLOSCAN_OUTPUT_PATH and HOLOSCAN_MODEL_PATH
 fill whichever of them is not given (arguments win over variables).
 
-privacy: outputs and logs hold relative paths, UIDs and acquisition descriptors, never patient names,
-IDs or birth dates; --keep-phi adds PatientID and StudyDate (and real patient modules in --sr reports)
-for local use. INPUT_DIR is only read.
+privacy: predictions.csv, report.json, index.html, previews and logs hold relative paths, UIDs and
+acquisition descriptors, never patient names, IDs or birth dates; --keep-phi adds PatientID and StudyDate
+to them for local use. INPUT_DIR is only read.
+
+--sr reports (OUT_DIR/sr/<StudyInstanceUID>.dcm) are written into the source study, for the PACS it came
+from, so each ALWAYS carries that study's patient and study identity, with or without --keep-phi:
+PatientName, PatientID (+ issuer), PatientBirthDate, PatientSex, StudyInstanceUID, StudyDate, StudyTime,
+AccessionNumber (+ issuer), ReferringPhysicianName, StudyID, copied from the source headers (no equipment,
+institution or other attribute). Handle OUT_DIR/sr like the source images. A study whose predicted files
+disagree on any of these (two patients under one StudyInstanceUID) gets no SR: its rows carry an
+sr_not_written warning naming the attributes, never their values.
+
+optional extras: --sr needs mcolor[sr] (highdicom), --previews mcolor[plots] (matplotlib), --backend onnx
+mcolor[onnx]; without it the run stops before reading any file (exit code 2, error [missing_extra] with
+the pip install command).
 
 exit codes:
   0  the run completed (skipped and error files are results, counted in the summary line)
-  2  usage error: bad arguments or rules file, missing INPUT_DIR, OUT_DIR not empty without --overwrite
+  2  usage error: bad arguments or rules file, missing INPUT_DIR, OUT_DIR not empty without --overwrite,
+     an option's extra not installed
   3  the bundle (or checkpoint) cannot be opened or its model cannot be loaded
   4  INPUT_DIR holds no readable file at all (no DICOM or image file found)
 
@@ -147,7 +160,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--keep-phi",
         action="store_true",
-        help="include PatientID and StudyDate in the outputs (local use only)",
+        help="include PatientID and StudyDate in predictions.csv, report.json and index.html (local use only; "
+        "--sr reports carry the study's identity either way)",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA if available), cpu, cuda, cuda:1 ...")
     p.add_argument("--batch-size", type=_positive_int, default=16, metavar="B")

@@ -1,4 +1,5 @@
-"""Event handlers for MONAI/ignite engines: transfer schedule, NaN guard, RNG state, LR logging.
+"""Event handlers for MONAI/ignite engines: transfer schedule, NaN guard, RNG state, LR logging, and the
+factories of the handlers that need an optional extra (TensorBoard, MLflow).
 
 Each handler has ``attach(engine)`` (MONAI convention, so bundle configs list them under
 ``train_handlers``) and, where it carries state across a resume, ``state_dict``/``load_state_dict`` so it
@@ -19,6 +20,8 @@ from ignite.engine import Engine, Events
 from monai.transforms import Randomizable
 
 from mcolor.errors import ConfigError, TrainingError
+from mcolor.extras import enabled as extra_enabled
+from mcolor.extras import require
 
 log = logging.getLogger(__name__)
 
@@ -192,3 +195,44 @@ def loss_value(output: Any) -> float:
         output = output[0]
     loss = output.get("loss") if isinstance(output, Mapping) else output
     return float(loss.detach()) if isinstance(loss, torch.Tensor) else float(loss)
+
+
+class Skipped:
+    """A handler that attaches nothing: what an ``auto`` optional handler becomes when its extra is missing
+    (engines call ``attach`` on every item of their handler lists, so ``None`` would not do)."""
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+
+    def attach(self, engine: Engine) -> None:
+        return None
+
+    def __repr__(self) -> str:
+        return f"Skipped({self.what!r})"
+
+
+def tensorboard_handler(log_dir: str, enabled: bool | str = "auto", **kwargs: Any) -> Any:
+    """MONAI's ``TensorBoardStatsHandler`` writing to ``log_dir`` (``kwargs`` go to it), or :class:`Skipped`.
+
+    ``enabled``: ``auto`` (train.json's default) logs when the ``tensorboard`` extra is installed and skips
+    with one INFO line when not, so the default training runs on a core install; ``true`` requires it
+    (``MissingExtraError`` naming ``mcolor[tensorboard]`` while the config is parsed, before training starts);
+    ``false`` never logs.
+    """
+    if not extra_enabled(enabled, "tensorboard", "TensorBoard logging"):
+        return Skipped("TensorBoardStatsHandler")
+    from monai.handlers import TensorBoardStatsHandler
+
+    return TensorBoardStatsHandler(log_dir=log_dir, **kwargs)
+
+
+def mlflow_handler(**kwargs: Any) -> Any:
+    """MONAI's ``MLFlowHandler(**kwargs)`` once the ``tracking`` extra imports (``configs/mlflow_tracking.json``).
+
+    Tracking is asked for explicitly (``--tracking``), so a missing ``mlflow`` is an error naming
+    ``mcolor[tracking]``, raised when the settings are parsed, not MONAI's ``OptionalImportError`` traceback.
+    """
+    require("tracking", "MLflow tracking (--tracking)")
+    from monai.handlers import MLFlowHandler
+
+    return MLFlowHandler(**kwargs)

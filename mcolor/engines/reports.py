@@ -1,7 +1,8 @@
-"""Evaluation outputs: ``metrics.json``, a ROC curve PNG and a confusion-matrix PNG (matplotlib).
+"""Evaluation outputs: ``metrics.json``, a ROC curve PNG and a confusion-matrix PNG.
 
 Attached to an evaluator whose key metric is a :class:`~mcolor.engines.metrics.ClassificationMetrics`;
-on ``COMPLETED`` it writes the figures of the last evaluation atomically into ``output_dir``.
+on ``COMPLETED`` it writes the figures of the last evaluation atomically into ``output_dir``. The PNGs need
+the optional ``plots`` extra (matplotlib); ``metrics.json`` never does, so a core install still evaluates.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from ignite.engine import Engine, Events
 from mcolor.artifact import METADATA, json_text, read_metadata_file
 from mcolor.atomic import atomic_write
 from mcolor.engines.metrics import ClassificationMetrics
+from mcolor.extras import enabled, pyplot
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +45,7 @@ def _png(fig: Any) -> bytes:
 
 def roc_figure(probs: np.ndarray, labels: np.ndarray, names: list[str], task: str) -> bytes:
     """ROC curves, one per output (multi-class: one-vs-rest), as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the ROC figure")
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
     for k, name in enumerate(names):
@@ -72,10 +71,7 @@ def roc_figure(probs: np.ndarray, labels: np.ndarray, names: list[str], task: st
 
 def confusion_figure(matrix: list[list[int]], names: list[str]) -> bytes:
     """Confusion matrix (rows: truth, columns: prediction) as PNG bytes."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the confusion-matrix figure")
 
     m = np.asarray(matrix)
     fig, ax = plt.subplots(figsize=(3.8, 3.4))
@@ -93,12 +89,17 @@ def confusion_figure(matrix: list[list[int]], names: list[str]) -> bytes:
 class MetricsReport:
     """Write ``metrics.json``, ``roc.png`` and ``confusion.png`` after an evaluation run.
 
-    With ``bundle_root`` and ``update_metadata``, the figures also go into the bundle's ``eval_metrics``
-    (as ``<split>_<figure>``), so the metadata a bundle is shared with states what its own evaluation measured.
+    ``plots``: ``auto`` (default) writes the PNGs when the ``plots`` extra is installed and skips them with one
+    INFO line when not, so the default ``evaluate.json`` runs on a core install; ``true`` requires them (a
+    :class:`~mcolor.errors.MissingExtraError` when the evaluator is built, before any image is read); ``false``
+    writes ``metrics.json`` only.
+
+    With ``bundle_root`` and ``update_metadata``, the figures also go into the bundle's ``eval_metrics`` (as
+    ``<split>_<figure>``), so the metadata a bundle is shared with states what its own evaluation measured.
     """
 
     def __init__(self, metric: ClassificationMetrics, output_dir: str | Path, class_names: list[str] | None = None,
-                 extra: dict[str, Any] | None = None, plots: bool = True, bundle_root: str | Path | None = None,
+                 extra: dict[str, Any] | None = None, plots: bool | str = "auto", bundle_root: str | Path | None = None,
                  update_metadata: bool = False) -> None:
         from mcolor.options import parse_bool
 
@@ -106,7 +107,7 @@ class MetricsReport:
         self.output_dir = Path(output_dir)
         self.class_names = class_names
         self.extra = extra or {}
-        self.plots = plots
+        self.plots = enabled(plots, "plots", "evaluation plots (roc.png, confusion.png)")
         self.bundle_root = Path(bundle_root) if bundle_root is not None else None
         self.update_metadata = parse_bool(update_metadata, "update_metadata") and self.bundle_root is not None
 

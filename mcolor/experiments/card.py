@@ -24,6 +24,7 @@ import numpy as np
 
 from mcolor.atomic import atomic_write
 from mcolor.experiments.stats import auc
+from mcolor.extras import pyplot, require
 
 FIGURES = ("auc", "accuracy", "sensitivity", "specificity", "ece")
 
@@ -82,10 +83,7 @@ def grouped_bootstrap(probs: np.ndarray, labels: np.ndarray, groups: list[str], 
 
 def reliability_png(probs_raw: np.ndarray, probs_cal: np.ndarray, labels: np.ndarray, bins: int = 10) -> bytes:
     """Reliability diagram: observed positive rate against mean predicted probability, per bin."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the reliability diagram")
 
     from mcolor.engines.metrics import expected_calibration_error
 
@@ -113,10 +111,7 @@ def reliability_png(probs_raw: np.ndarray, probs_cal: np.ndarray, labels: np.nda
 
 def colorized_png(model: Any, images: list[np.ndarray], titles: list[str]) -> bytes:
     """Input radiographs above what the backbone sees (the colorization output, per-image min-max to RGB)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the colorized examples figure")
     import torch
 
     from mcolor.transforms.functional import network_input
@@ -154,6 +149,7 @@ def model_card(bundle_root: str | Path, manifest_path: str | Path, out_dir: str 
     from mcolor.experiments.sweep import evaluate_checkpoint
     from mcolor.io import read_radiograph
 
+    require("plots", "mcolor card")  # its figures are the point: known before the evaluation, not after
     root, out = Path(bundle_root), Path(out_dir)
     model = load_trained_model(root)
     if model.task != "binary":

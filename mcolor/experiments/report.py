@@ -1,4 +1,4 @@
-"""Sweep reports: the Markdown summary table and the learning-curve plot (matplotlib)."""
+"""Sweep reports: the Markdown summary table and the learning-curve plot (the ``plots`` extra, when installed)."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import numpy as np
 
 from mcolor.atomic import atomic_write
 from mcolor.experiments.stats import hierarchical_bootstrap, paired_bootstrap
+from mcolor.extras import enabled, pyplot
 
 #: (per-image score file, result field) for the selected checkpoint and for the last one (no selection).
 SELECTED = ("test_scores.npz", "test_auc")
@@ -126,10 +127,7 @@ def differences_table(diffs: list[dict[str, Any]]) -> str:
 
 def learning_curve_png(arms: list[dict[str, Any]]) -> bytes:
     """Test AUC against training fraction (log axis), one line per colour module, one panel per backbone."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot("the sweep's learning curve")
 
     # One panel per backbone and schedule, one line per colour module (and transfer), on a shared y axis so
     # that panels compare at a glance.
@@ -155,7 +153,10 @@ def learning_curve_png(arms: list[dict[str, Any]]) -> bytes:
 
 
 def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list[dict[str, Any]]:
-    """Write ``summary.md`` and ``learning_curve.png`` for the finished runs."""
+    """Write ``summary.md`` and ``learning_curve.png`` for the finished runs.
+
+    The plot needs the ``plots`` extra and is skipped (one INFO line) without it: the sweep's results are the
+    table, and a sweep of many hours must not fail at its last step for a figure."""
     arms = aggregate(rows, out, n_boot)
     if not arms:
         return arms
@@ -175,6 +176,7 @@ def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list
         if fdiffs:
             text += "\nPaired difference, last checkpoint\n\n" + differences_table(fdiffs)
     atomic_write(out / "summary.md", lambda fh: fh.write(text))
-    png = learning_curve_png(arms)
-    atomic_write(out / "learning_curve.png", lambda fh: fh.write(png), mode="wb")
+    if enabled("auto", "plots", "the sweep's learning_curve.png"):
+        png = learning_curve_png(arms)
+        atomic_write(out / "learning_curve.png", lambda fh: fh.write(png), mode="wb")
     return arms

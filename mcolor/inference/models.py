@@ -31,6 +31,7 @@ from mcolor.artifact import (
     read_weights,
 )
 from mcolor.errors import BundleError, ConfigError, McolorError
+from mcolor.extras import require
 from mcolor.options import resolve_device
 
 log = logging.getLogger(__name__)
@@ -171,11 +172,7 @@ def _load_onnx(trained: TrainedModel) -> Any:
         raise BundleError(f"--backend onnx: bundle {trained.name} has no {MODEL_ONNX}; export one with "
                           "`mcolor bundle pack --onnx` or `mcolor bundle export-onnx`", reason="missing_model",
                           path=path)
-    try:
-        import onnxruntime as ort
-    except ImportError as exc:
-        raise BundleError("--backend onnx needs the onnx extra: pip install 'mcolor[onnx]'",
-                          reason="missing_extra") from exc
+    ort = require("onnx", "--backend onnx", "onnxruntime")
     options = ort.SessionOptions()
     options.intra_op_num_threads = torch.get_num_threads()
     return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])

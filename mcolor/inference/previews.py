@@ -20,12 +20,12 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib import colormaps
 from monai.visualize import GradCAM
 from PIL import Image, ImageDraw, ImageFont, PngImagePlugin
 from torch import nn
 
 from mcolor.atomic import atomic_write
+from mcolor.extras import require
 from mcolor.inference.models import InferenceModel
 from mcolor.inference.scan import FileRecord
 
@@ -98,7 +98,7 @@ def panel(display: np.ndarray, colorized: np.ndarray, cam: np.ndarray | None, ca
     )
     if cam is not None:
         heat = np.asarray(_tile((cam * 255).astype(np.uint8), size), dtype=np.float32) / 255.0
-        rgb = colormaps["jet"](heat)[..., :3]
+        rgb = require("plots", "preview panels (--previews)").colormaps["jet"](heat)[..., :3]
         overlay = Image.fromarray((0.6 * base + 0.4 * 255 * rgb).astype(np.uint8))
     else:
         overlay = Image.new("RGB", (size, size), (40, 40, 40))

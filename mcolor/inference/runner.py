@@ -6,7 +6,8 @@ unusable model raise, before any file is read. The input folder is only ever rea
 
 Nothing on this path imports the training stack (ignite, MONAI handlers, mlflow) or, with the bundle's
 TorchScript model, MONAI and timm at all; previews (Grad-CAM: MONAI, matplotlib) and SR (highdicom) are
-imported only when asked for.
+imported only when asked for. Those two need optional extras (``plots``, ``sr``): a missing one is a usage
+error (:class:`~mcolor.errors.MissingExtraError`, exit code 2) raised before any file is read.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from mcolor.errors import ConfigError, McolorError
+from mcolor.extras import require
 from mcolor.inference.dataset import InferenceDataset
 from mcolor.inference.engine import predict
 from mcolor.inference.models import InferenceModel, load_inference_model
@@ -105,7 +107,8 @@ def run_folder(
     """Infer on every file under ``input_dir`` with the model of ``bundle``; write outputs to ``out_dir``.
 
     Raises:
-        ConfigError / McolorError: bad input folder, output folder refused (usage errors).
+        ConfigError / McolorError: bad input folder, output folder refused, an extra that ``sr`` or
+            ``previews`` needs is not installed (usage errors).
         BundleError: the bundle or its model cannot be opened.
     """
     options = options or InferOptions()
@@ -113,6 +116,10 @@ def run_folder(
     if not root.is_dir():
         raise ConfigError(f"input folder not found or not a folder: {root}", reason="missing_input", path=root)
     out = check_output(out_dir, root, options.overwrite)
+    if options.sr:
+        require("sr", "--sr (DICOM Structured Reports)")
+    if options.previews:
+        require("plots", "--previews (preview panels)")
     model = load_inference_model(bundle, options.device, options.threshold, backend=options.backend)
     if options.overwrite and out.is_dir():
         clear_outputs(out)
@@ -130,13 +137,13 @@ def run_folder(
         if len(dataset):
             predict(model, dataset, callbacks, batch_size=options.batch_size, num_workers=options.num_workers,
                     decode_threads=options.decode_threads, progress=options.progress)
+        if options.sr:  # before the tables: a study that gets no SR says so on its rows
+            from mcolor.inference.sr import write_reports
+
+            write_reports(out, records, model)
         counts = writer.finish()
         log.info("%d files: %d predicted, %d skipped, %d errors -> %s", sum(counts.values()), counts["predicted"],
                  counts["skipped"], counts["error"], out / "predictions.csv")
-        if options.sr:
-            from mcolor.inference.sr import write_reports
-
-            write_reports(out, records, model, options.keep_phi)
         if options.previews:
             from mcolor.inference.report_html import write_index
 
