@@ -28,10 +28,17 @@ def bundle_path(name: str = DEFAULT_BUNDLE) -> Path:
     return root
 
 
-def init_bundle(dest: str | Path, name: str = DEFAULT_BUNDLE, source: str | Path | None = None) -> Path:
-    """Copy a bundle's files (configs, docs, licence; no weights) into ``dest``, which must not exist yet."""
+def init_bundle(dest: str | Path, name: str = DEFAULT_BUNDLE, source: str | Path | None = None,
+                keep_existing: bool = False) -> Path:
+    """Copy a bundle's files (configs, docs, licence; no weights) into ``dest``, which must be absent or empty.
+
+    ``keep_existing``: a ``dest`` that already is a bundle is left as it is (so a documented command can be run
+    twice: the second run trains the bundle the first one made); any other non-empty ``dest`` is refused.
+    """
     src = Path(source) if source is not None else bundle_path(name)
     dest = Path(dest)
+    if keep_existing and (dest / "configs" / "metadata.json").is_file():
+        return dest
     if dest.exists() and any(dest.iterdir()):
         raise BundleError(f"{dest} exists and is not empty: choose a new folder", reason="output_exists", path=dest)
     dest.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                                       "then: cd DEST && python -m monai.bundle run --config_file configs/train.json")
     init.add_argument("dest", type=Path)
     init.add_argument("--name", default="cxr_colorization", help="installed bundle to copy")
+    init.add_argument("--exist-ok", action="store_true", help="leave DEST as it is when it already is a bundle")
     init.set_defaults(func=_init)
 
     verify = sub.add_parser("verify", help="offline checks of a bundle folder or zip (the model zoo's and more)",
@@ -83,7 +84,7 @@ def _path(args: argparse.Namespace) -> int:
 def _init(args: argparse.Namespace) -> int:
     from mcolor.bundle.installed import init_bundle
 
-    print(init_bundle(args.dest, args.name))
+    print(init_bundle(args.dest, args.name, keep_existing=args.exist_ok))
     return 0
 
 
