@@ -25,8 +25,6 @@ import numpy as np
 from mcolor.atomic import atomic_write
 from mcolor.experiments.stats import auc
 
-FIGURES = ("auc", "accuracy", "sensitivity", "specificity", "ece")
-
 
 def _confusion_figures(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
     pred = probs >= threshold
