@@ -341,7 +341,9 @@ def build_network(spec: ModelSpec) -> torch.nn.Module:
 
 def load_state(network: torch.nn.Module, state: Mapping[str, torch.Tensor], path: str | Path = MODEL_PT) -> None:
     """Strict ``load_state_dict``: every tensor must fit, or a BundleError lists what did not."""
-    net = getattr(network, "module", network)
+    from mcolor.networks.classifier import unwrap  # lazily: timm loads only once a network exists
+
+    net = unwrap(network)
     try:
         net.load_state_dict(dict(state), strict=True)
     except RuntimeError as exc:

@@ -1,6 +1,8 @@
-"""Atomic file writing: a temporary file in the target folder, fsync, then ``os.replace``.
+"""Atomic file writing: a temporary file in the target folder, fsync, ``os.replace``, then fsync of the folder.
 
-A reader never sees a half-written output, and a crash leaves either the old file or none.
+A reader never sees a half-written output, and a crash leaves either the old file or none. The folder is
+synced too because the rename lives in the folder's entry: without it, a power cut right after a write
+can bring back the old file (or none) even though the new one was complete.
 """
 
 from __future__ import annotations
@@ -42,6 +44,21 @@ def atomic_open(path: str | Path, mode: str = "w", **kwargs: Any) -> Iterator[IO
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         raise
+    _fsync_dir(path.parent)
+
+
+def _fsync_dir(folder: Path) -> None:
+    """Persist a rename in ``folder``; best effort, as not every platform can open a folder (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def atomic_write(path: str | Path, write: Callable[[IO[Any]], None], mode: str = "w", **kwargs: Any) -> None:

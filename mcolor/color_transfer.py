@@ -43,7 +43,7 @@ def read_color_module(path: str | Path) -> dict[str, Any]:
         raise WeightsError(f"colour module file not found: {path}", reason="weights_not_found", path=path)
     try:
         payload = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise WeightsError(f"{path} is not a weights-only colour module file ({type(exc).__name__})",
                            reason="weights_unreadable", path=path) from exc
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:

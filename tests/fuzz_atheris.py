@@ -25,11 +25,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np  # noqa: E402
-from corpus import SourceMissing, rg1_j2k, rg1_native, small_jpeg, small_png  # noqa: E402
+import numpy as np
+from corpus import SourceMissing, rg1_j2k, rg1_native, small_jpeg, small_png
 
-from mcolor.errors import RadiographReadError  # noqa: E402
-from mcolor.io import READ_ERROR_REASONS, read_radiograph  # noqa: E402
+from mcolor.errors import RadiographReadError
+from mcolor.io import READ_ERROR_REASONS, read_radiograph
 
 _SCRATCH: list[Path] = []
 

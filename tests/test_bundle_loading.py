@@ -10,15 +10,16 @@ import json
 import shutil
 import stat
 import zipfile
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import torch
 
 from mcolor.artifact import ModelSpec, OperatingPoint, write_trained_model
 from mcolor.bundle import MODEL_PT, open_bundle
-from mcolor.bundle.large_files import LargeFile, dump_large_files, parse_large_files, sha256_file
+from mcolor.bundle.large_files import LargeFile, dump_large_files, parse_large_files, safe_relpath, sha256_file
 from mcolor.bundle.metadata import load_schema, metadata_problems, schema_path
+from mcolor.bundle.safezip import unsafe_name
 from mcolor.errors import BundleError
 from mcolor.networks import ColorizedClassifier
 
@@ -369,6 +370,18 @@ def test_zip_hash_mismatch_is_refused_before_extracting(tmp_path: Path) -> None:
     files["cxr_colorization/large_files.yml"] = good.encode()
     with open_bundle(write_zip(tmp_path / "ok.zip", files), workdir=tmp_path / "ok") as bundle:
         assert bundle.load_model().spec.color_module == "coloru"
+
+
+@pytest.mark.parametrize("name", ["../x", "a/../../x", "/etc/passwd", "C:/x", "a\\b", "a\x00b", "", "ok/m.pt",
+                                  "a//b/./c"])
+def test_large_files_and_zip_entries_refuse_the_same_names(name: str) -> None:
+    why = unsafe_name(name)
+    if why is None:
+        assert safe_relpath(name) == str(PurePosixPath(name))
+    else:
+        with pytest.raises(BundleError, match="unsafe path") as err:
+            safe_relpath(name)
+        assert err.value.reason == "unsafe_path" and why in str(err.value)
 
 
 def test_large_files_parsing() -> None:

@@ -35,7 +35,7 @@ def two_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     ensure_synthetic_dataset(root / "cache" / "synthetic")
     env = {**bundle_env(root / "cache"), "OMP_NUM_THREADS": "1"}
     outs = (new_bundle(root / "a"), new_bundle(root / "b"))
-    logs = [open(out.with_suffix(".err"), "w") for out in outs]  # noqa: SIM115 - closed below
+    logs = [open(out.with_suffix(".err"), "w") for out in outs]  # closed below
     procs = [subprocess.Popen(bundle_cmd(["train.json"], SETTINGS, out), env=env,
                               stdout=subprocess.DEVNULL, stderr=log) for out, log in zip(outs, logs, strict=True)]
     try:

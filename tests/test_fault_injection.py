@@ -61,7 +61,7 @@ def run_parallel(jobs: dict[str, tuple[Path, dict[str, object], Callable[[], Non
     env = {**bundle_env(cache), "OMP_NUM_THREADS": "1"}
     procs = {}
     for name, (bundle, overrides, preexec) in jobs.items():
-        stdout, stderr = open(logs / f"{name}.out", "w"), open(logs / f"{name}.err", "w")  # noqa: SIM115
+        stdout, stderr = open(logs / f"{name}.out", "w"), open(logs / f"{name}.err", "w")
         procs[name] = (subprocess.Popen(bundle_cmd(["train.json"], overrides, bundle), env=env, stdout=stdout,
                                         stderr=stderr, preexec_fn=preexec), stdout, stderr)
     deadline = time.monotonic() + TIMEOUT_S

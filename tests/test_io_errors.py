@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import hashlib
 import os
 import struct
@@ -252,22 +253,28 @@ def test_decode_failed_png_bad_crc(chest_png, tmp_path):
     assert info.value.reason in ("decode_failed", "truncated_pixel_data")
 
 
+def _reasons_asserted_by_cases() -> dict[str, list[str]]:
+    """Reason -> the tests of this module that call ``_expect(path, "<reason>")``, read from the source.
+
+    ``_expect`` asserts that the reader raised exactly that reason, so a reason listed here is produced by
+    a passing test; read statically, the check does not depend on which tests ran before it.
+    """
+    found: dict[str, list[str]] = {}
+    for fn in ast.parse(Path(__file__).read_text(encoding="utf-8")).body:
+        if not (isinstance(fn, ast.FunctionDef) and fn.name.startswith("test_")):
+            continue
+        for node in ast.walk(fn):
+            if (isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and node.func.id == "_expect"
+                    and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+                found.setdefault(node.args[1].value, []).append(fn.name)
+    return found
+
+
 def test_every_documented_reason_has_a_test():
-    tested = {
-        "not_a_file",
-        "unreadable_file",
-        "empty_file",
-        "not_an_image",
-        "no_pixel_data",
-        "truncated_pixel_data",
-        "unsupported_photometric",
-        "multi_frame",
-        "unsupported_transfer_syntax",
-        "too_large",
-        "non_image_sop",
-        "decode_failed",
-    }
-    assert tested == set(READ_ERROR_REASONS)
+    cases = _reasons_asserted_by_cases()
+    missing = sorted(set(READ_ERROR_REASONS) - set(cases))
+    assert not missing, f"READ_ERROR_REASONS without a test case calling _expect(path, reason): {missing}"
+    assert set(cases) <= set(READ_ERROR_REASONS), sorted(set(cases) - set(READ_ERROR_REASONS))
 
 
 # --- contract-wide properties ---------------------------------------------------------------------

@@ -188,7 +188,6 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def infer_run(corpus_dir: tuple[Path, dict[str, Case]], tiny_model: Path,
               tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    pytest.importorskip("mcolor.cli.infer", reason="mcolor infer is not in this tree")
     from mcolor.cli import main
 
     folder, _ = corpus_dir

@@ -170,6 +170,27 @@ def test_write_refuses_invalid_rows(tmp_path: Path) -> None:
         write_manifest([], ["image"], "multilabel", tmp_path / "x.csv", "", "")
 
 
+def test_write_is_atomic_and_syncs_the_folder(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Both files go through mcolor.atomic, which also fsyncs the folder so that the renames survive a crash."""
+    import stat
+
+    import mcolor.atomic
+
+    synced: list[bool] = []
+    real = os.fsync
+
+    def record(fd: int) -> None:
+        synced.append(stat.S_ISDIR(os.fstat(fd).st_mode))
+        real(fd)
+
+    monkeypatch.setattr(mcolor.atomic.os, "fsync", record)
+    out = tmp_path / "new" / "m.csv"
+    write_manifest([{"image": "a.png", "split": "train", "label": 1}], ["n", "p"], "binary", out, "", "")
+    assert synced == [False, True, False, True]  # csv, folder, sidecar, folder
+    assert sorted(p.name for p in out.parent.iterdir()) == ["m.csv", "m.json"]  # no temporary left
+    assert out.read_bytes() == b"image,split,label\na.png,train,1\n"
+
+
 def test_save_rebases_relative_paths(tmp_path: Path) -> None:
     m = load_manifest(_binary_manifest(tmp_path))
     inside = save_manifest(m, tmp_path / "copy.csv")

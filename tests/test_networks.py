@@ -100,3 +100,18 @@ def test_imagenet_normalisation_placement() -> None:
     assert forced.imagenet_norm is True
     with pytest.raises(ConfigError):
         ColorizedClassifier("coloru", "resnet18", imagenet_norm="sometimes")
+
+
+def test_unwrap_reaches_the_network_inside_a_parallel_wrapper() -> None:
+    """Optimiser groups and saved state come from the wrapped network, never DDP's ``module.`` keys."""
+    from mcolor.artifact import load_state
+    from mcolor.engines.optim import build_optimizer
+    from mcolor.networks import unwrap
+
+    model = ColorizedClassifier("replicate", "resnet18", num_classes=1)
+    wrapped = torch.nn.DataParallel(model)  # same ``.module`` attribute as DistributedDataParallel
+    assert unwrap(wrapped) is model and unwrap(model) is model
+    names = [g["name"] for g in build_optimizer(wrapped).param_groups]
+    assert names == [g["name"] for g in build_optimizer(model).param_groups] and "head" in names
+    assert all(k.startswith("module.") for k in wrapped.state_dict())
+    load_state(wrapped, model.state_dict())  # strict: fits only because the wrapper is looked through

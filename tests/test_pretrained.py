@@ -62,7 +62,8 @@ def test_shared_weights_convert_and_classify(arch: str, filename: str) -> None:
 @pytest.mark.parametrize(("tv_name", "arch"), [("resnet18", "resnet18"), ("densenet121", "densenet121")])
 def test_torchvision_layout_round_trip(tv_name: str, arch: str, tmp_path: Path) -> None:
     """A torchvision model saved in its own layout loads into timm and computes the same logits."""
-    torchvision = pytest.importorskip("torchvision")
+    import torchvision  # a dependency of mcolor (pinned with torch), never absent
+
     torch.manual_seed(0)
     tv = getattr(torchvision.models, tv_name)(weights=None).eval()
     with torch.no_grad():  # non-trivial BN statistics so that a mis-mapping shows
@@ -106,7 +107,7 @@ def test_missing_file_and_unpackaged_backbone(tmp_path: Path) -> None:
 
 def test_pickled_objects_are_not_loaded(tmp_path: Path) -> None:
     class Evil:
-        def __reduce__(self):  # noqa: ANN204
+        def __reduce__(self) -> tuple:
             return (print, ("pwned",))
 
     torch.save({"conv1.weight": Evil()}, tmp_path / "evil.pth")

@@ -47,11 +47,16 @@ def test_paired_bootstrap_sees_a_shift_that_independent_intervals_miss() -> None
     for _ in range(3):
         y = rng.integers(0, 2, 400)
         hard = rng.normal(size=400) + 1.0 * y  # both arms share the hard images
-        better = hard + 0.3 * y + rng.normal(scale=0.1, size=400)
+        better = hard + 0.1 * y + rng.normal(scale=0.1, size=400)
         pairs.append(((better, y), (hard, y)))
         same.append(((hard, y), (hard, y)))
     mean, lo, hi = paired_bootstrap(pairs, n_boot=300)
     assert 0 < lo < mean < hi
+    # each arm's own interval (seeds, then test images) is wide enough to hold the other arm's mean
+    better_mean, better_lo, _ = hierarchical_bootstrap([a for a, _ in pairs], n_boot=300)
+    hard_mean, _, hard_hi = hierarchical_bootstrap([b for _, b in pairs], n_boot=300)
+    assert better_lo < hard_mean < better_mean < hard_hi
+    assert better_mean - hard_mean == pytest.approx(mean)
     assert paired_bootstrap(same, n_boot=100) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="same test images"):
         paired_bootstrap([((hard, y), (hard, y[::-1]))], n_boot=10)

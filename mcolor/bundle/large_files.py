@@ -24,6 +24,7 @@ from typing import IO, Any
 import yaml
 
 from mcolor.artifact import sha256_file
+from mcolor.bundle.safezip import unsafe_name
 from mcolor.errors import BundleError
 
 __all__ = ["LARGE_FILES", "LargeFile", "check_files", "check_hash", "dump_large_files", "parse_large_files",
@@ -42,14 +43,16 @@ class LargeFile:
 
 
 def safe_relpath(name: str, source: str | Path = LARGE_FILES) -> str:
-    """``name`` as a normalised relative POSIX path; refuses absolute paths and ``..`` (bundle escape)."""
-    if not name or "\\" in name or "\x00" in name:
-        raise BundleError(f"{source}: unsafe path {name!r}", reason="unsafe_path", path=source)
-    pure = PurePosixPath(name)
-    if pure.is_absolute() or ".." in pure.parts or (pure.parts and pure.parts[0].endswith(":")):
-        raise BundleError(f"{source}: path {name!r} leaves the bundle folder", reason="unsafe_path",
-                          path=source)
-    return str(pure)
+    """``name`` as a normalised relative POSIX path; refuses names that could leave the bundle folder.
+
+    The checks are :func:`mcolor.bundle.safezip.unsafe_name`'s (absolute, ``..``, drive letter, backslash,
+    NUL, empty), so a listed path is refused exactly when a zip entry of that name would be.
+    """
+    why = unsafe_name(name)
+    if why:
+        raise BundleError(f"{source}: unsafe path {name!r} ({why}: it could leave the bundle folder)",
+                          reason="unsafe_path", path=source)
+    return str(PurePosixPath(name))
 
 
 def parse_large_files(text: str | bytes, source: str | Path = LARGE_FILES) -> list[LargeFile]:

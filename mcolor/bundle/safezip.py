@@ -31,7 +31,12 @@ class ZipPlan:
     total_bytes: int
 
 
-def _unsafe(name: str) -> str | None:
+def unsafe_name(name: str) -> str | None:
+    """Why the relative name ``name`` could write outside the folder it is joined to, or ``None`` if safe.
+
+    Shared by zip entries and ``large_files.yml`` paths: both are names from someone else's bundle, and a
+    name that is safe for one must be safe for the other.
+    """
     if not name or "\x00" in name:
         return "empty or NUL in name"
     if "\\" in name:
@@ -60,7 +65,7 @@ def plan_extraction(zf: zipfile.ZipFile, source: str | Path,
     seen: set[str] = set()
     total = 0
     for info in infos:
-        why = _unsafe(info.filename)
+        why = unsafe_name(info.filename)
         if why:
             raise BundleError(f"{source}: refused entry {info.filename!r} ({why}: it would be written "
                               "outside the bundle folder); nothing was extracted", reason="unsafe_zip",

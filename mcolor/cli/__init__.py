@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import importlib
-import importlib.util
 import logging
 import sys
 from collections.abc import Sequence
@@ -25,7 +24,7 @@ SUBCOMMANDS = ("manifest", "infer", "bundle", "sweep", "card")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """Build the top-level parser with every available subcommand."""
+    """Build the top-level parser with every subcommand (each imported only here, when the CLI runs)."""
     parser = argparse.ArgumentParser(
         prog="mcolor",
         description="Deep colorization for transfer learning on radiographs (MONAI bundles).",
@@ -34,10 +33,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
-        module_name = f"mcolor.cli.{name}"
-        if importlib.util.find_spec(module_name) is None:
-            continue
-        importlib.import_module(module_name).register(subparsers)
+        importlib.import_module(f"mcolor.cli.{name}").register(subparsers)
     return parser
 
 

@@ -29,7 +29,8 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from mcolor.data.manifests import Manifest, _parse_number, load_manifest, save_manifest
+from mcolor.data.manifests import Manifest, load_manifest, save_manifest
+from mcolor.data.manifests.reading import _parse_number
 from mcolor.errors import ConfigError, ManifestError
 
 log = logging.getLogger(__name__)

@@ -22,14 +22,11 @@ from monai.transforms import Randomizable
 from mcolor.errors import ConfigError, TrainingError
 from mcolor.extras import enabled as extra_enabled
 from mcolor.extras import require
+from mcolor.networks.classifier import unwrap
 
 log = logging.getLogger(__name__)
 
 SCHEDULES = ("two_stage", "all", "head_only")
-
-
-def _unwrap(model: torch.nn.Module) -> Any:
-    return getattr(model, "module", model)
 
 
 def stage_for_epoch(schedule: str, epoch: int, color_epochs: int) -> str:
@@ -69,7 +66,7 @@ class TransferSchedule:
 
     def apply(self, epoch: int) -> str:
         stage = stage_for_epoch(self.schedule, epoch, self.color_epochs)
-        net = _unwrap(self.network)
+        net = unwrap(self.network)
         train_backbone = stage == "all"
         net.set_trainable(color=not self.freeze_color, backbone=train_backbone, head=True)
         if stage != self.stage:

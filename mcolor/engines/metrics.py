@@ -1,7 +1,8 @@
 """Clinical classification metrics and the operating threshold.
 
-* ROC AUC per label and their macro mean, computed with MONAI's ``compute_roc_auc`` on the labelled
-  entries of each output (masked/unknown labels are left out, per label).
+* ROC AUC per label and their macro mean, computed with :func:`mcolor.roc.roc_auc` (tie-aware, equal to
+  MONAI's ``compute_roc_auc``) on the labelled entries of each output (masked/unknown labels are left
+  out, per label).
 * An operating threshold chosen on the validation set (Youden's J by default, or the highest threshold
   reaching a target sensitivity), kept in :class:`OperatingPoint`, which is saved inside every
   checkpoint so that evaluation and inference use the same threshold.
@@ -31,9 +32,9 @@ import numpy as np
 import torch
 from ignite.engine import Engine
 from ignite.metrics import Metric
-from monai.metrics import compute_roc_auc
 
 from mcolor.artifact import OperatingPoint, probabilities
+from mcolor.roc import roc_auc, roc_counts
 
 TASKS = ("binary", "multiclass", "multilabel")
 
@@ -86,12 +87,12 @@ def choose_threshold(scores: np.ndarray, labels: np.ndarray, method: str = "youd
     Candidate thresholds are the observed scores; ties resolve to the higher threshold. With only one
     class present the threshold stays at 0.5 (nothing to choose from).
     """
-    pos, neg = labels == 1, labels == 0
-    if pos.sum() == 0 or neg.sum() == 0:
+    n_pos, n_neg = int(np.sum(labels == 1)), int(np.sum(labels == 0))
+    if n_pos == 0 or n_neg == 0:
         return 0.5
-    cand = np.unique(scores)[::-1]
-    sens = np.array([(scores[pos] >= t).mean() for t in cand])
-    spec = np.array([(scores[neg] < t).mean() for t in cand])
+    cand, tp, fp = roc_counts(scores, labels)
+    sens = tp / n_pos
+    spec = (n_neg - fp) / n_neg
     if method == "youden":
         return float(cand[int(np.argmax(sens + spec - 1))])
     if method == "sensitivity":
@@ -128,12 +129,6 @@ def expected_calibration_error(probs: np.ndarray, labels: np.ndarray, bins: int 
         if sel.any():
             total += sel.sum() * abs(float(labels[sel].mean()) - float(probs[sel].mean()))
     return total / len(probs)
-
-
-def _auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    if len(np.unique(labels)) < 2:
-        return math.nan
-    return float(compute_roc_auc(torch.as_tensor(scores), torch.as_tensor(labels)))
 
 
 def chance_auc_se(n_pos: int, n_neg: int) -> float:
@@ -180,7 +175,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, lab
         onehot = np.eye(probs.shape[1])[idx]
         per = {}
         for k, name in enumerate(label_names):
-            per[name] = _auc(probs[:, k], onehot[:, k])
+            per[name] = roc_auc(probs[:, k], onehot[:, k])
             out[f"auc/{name}"] = per[name]
         out["auc"] = _nanmean(list(per.values()))
         pred = probs.argmax(1)
@@ -197,7 +192,7 @@ def classification_metrics(probs: np.ndarray, labels: np.ndarray, task: str, lab
     for k, name in enumerate(label_names):
         keep = ~np.isnan(labels[:, k])
         s, y = probs[keep, k], labels[keep, k]
-        out[f"auc/{name}"] = _auc(s, y)
+        out[f"auc/{name}"] = roc_auc(s, y)
         out[f"ece/{name}"] = expected_calibration_error(s, y)
         st = binary_stats(s, y, thresholds[k])
         stats.append(st)

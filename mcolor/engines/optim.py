@@ -15,14 +15,10 @@ import torch
 from torch.optim.lr_scheduler import CosineAnnealingLR, LambdaLR, LRScheduler, OneCycleLR
 
 from mcolor.errors import ConfigError
-from mcolor.networks.classifier import PARAM_GROUPS, ColorizedClassifier
+from mcolor.networks.classifier import PARAM_GROUPS, unwrap
 
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULERS = ("onecycle", "cosine", "constant")
-
-
-def _unwrap(model: torch.nn.Module) -> ColorizedClassifier:
-    return getattr(model, "module", model)  # DDP wraps the network
 
 
 def build_optimizer(model: torch.nn.Module, name: str = "sgd", lr: float | Mapping[str, float] = 0.01,
@@ -36,7 +32,7 @@ def build_optimizer(model: torch.nn.Module, name: str = "sgd", lr: float | Mappi
                           reason="bad_option")
     groups = [
         {"params": params, "lr": lrs[g], "name": g}
-        for g, params in _unwrap(model).named_param_groups().items() if params
+        for g, params in unwrap(model).named_param_groups().items() if params
     ]
     if name == "sgd":
         return torch.optim.SGD(groups, lr=lrs["head"], momentum=momentum, nesterov=momentum > 0,

@@ -21,6 +21,7 @@ from mcolor.artifact import METADATA, json_text, read_metadata_file
 from mcolor.atomic import atomic_write
 from mcolor.engines.metrics import ClassificationMetrics
 from mcolor.extras import enabled, pyplot
+from mcolor.roc import roc_curve
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,11 @@ def _png(fig: Any) -> bytes:
 
 
 def roc_figure(probs: np.ndarray, labels: np.ndarray, names: list[str], task: str) -> bytes:
-    """ROC curves, one per output (multi-class: one-vs-rest), as PNG bytes."""
+    """ROC curves, one per output (multi-class: one-vs-rest), as PNG bytes.
+
+    The points come from :func:`mcolor.roc.roc_curve` (one per distinct threshold), so the curve drawn
+    encloses exactly the AUC reported beside it, tied scores included.
+    """
     plt = pyplot("the ROC figure")
 
     fig, ax = plt.subplots(figsize=(4.5, 4.5))
@@ -56,10 +61,7 @@ def roc_figure(probs: np.ndarray, labels: np.ndarray, names: list[str], task: st
             y, s = labels[keep, k], probs[keep, k]
         if len(np.unique(y)) < 2:
             continue
-        order = np.argsort(-s)
-        y = y[order]
-        tpr = np.concatenate([[0], np.cumsum(y) / y.sum()])
-        fpr = np.concatenate([[0], np.cumsum(1 - y) / (1 - y).sum()])
+        fpr, tpr, _ = roc_curve(s, y)
         ax.plot(fpr, tpr, label=name)
     ax.plot([0, 1], [0, 1], "k:", lw=0.8)
     ax.set(xlabel="1 - specificity", ylabel="sensitivity", title="ROC", xlim=(0, 1), ylim=(0, 1))

@@ -27,6 +27,7 @@ from mcolor import __version__
 from mcolor.artifact import METADATA, ModelSpec, OperatingPoint, write_torchscript, write_trained_model
 from mcolor.data.manifests import Manifest
 from mcolor.errors import ConfigError
+from mcolor.networks.classifier import unwrap
 
 log = logging.getLogger(__name__)
 
@@ -134,7 +135,7 @@ class TrainedBundleWriter:
         self.best_score, self.best_epoch = score, int(engine.state.epoch)
         figures = {k: v for k, v in engine.state.metrics.items() if k.startswith("val_") and k != self.metric_name
                    and isinstance(v, int | float) and "/" not in k}
-        net = getattr(self.network, "module", self.network)
+        net = unwrap(self.network)
         write_trained_model(self.root, net.state_dict(), self.spec, self.operating_point,
                             self.provenance(engine), figures)
         log.info("epoch %d: best %s %.4f so far -> %s", self.best_epoch, self.metric_name, score,

@@ -26,8 +26,6 @@ from mcolor.atomic import atomic_write
 from mcolor.experiments.stats import auc
 from mcolor.extras import pyplot, require
 
-FIGURES = ("auc", "accuracy", "sensitivity", "specificity", "ece")
-
 
 def _confusion_figures(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict[str, float]:
     pred = probs >= threshold

@@ -1,4 +1,4 @@
-"""Statistics for sweep results: ROC AUC by ranks, and a two-level bootstrap for confidence intervals.
+"""Statistics for sweep results: macro ROC AUC, and a two-level bootstrap for confidence intervals.
 
 The interval on an arm's mean test AUC accounts for both sources of variation the issue asks for:
 seeds are resampled with replacement (spread over training runs), then test images are resampled within
@@ -11,28 +11,24 @@ import math
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.stats import rankdata
+
+from mcolor.roc import roc_auc
 
 
 def auc(scores: np.ndarray, labels: np.ndarray) -> float:
-    """ROC AUC via the Mann-Whitney statistic (ties count one half); NaN with one class only.
+    """ROC AUC (:func:`mcolor.roc.roc_auc`: ties count one half); NaN with one class only.
 
     ``scores`` of shape ``(N, K)`` with K > 1 are multi-class probabilities and ``labels`` class indices: the
-    macro mean of the one-vs-rest AUCs (as the bundle's evaluation reports it).
+    macro mean of the one-vs-rest AUCs (as the bundle's evaluation reports it), so that a sweep over any
+    task can be bootstrapped with the same call.
     """
     scores = np.asarray(scores)
     if scores.ndim == 2 and scores.shape[1] > 1:
         idx = np.asarray(labels).reshape(-1).astype(int)
-        per = [auc(scores[:, k], idx == k) for k in range(scores.shape[1])]
+        per = [roc_auc(scores[:, k], idx == k) for k in range(scores.shape[1])]
         finite = [v for v in per if not math.isnan(v)]
         return float(np.mean(finite)) if finite else math.nan
-    scores = scores.reshape(-1)
-    labels = np.asarray(labels).reshape(-1).astype(bool)
-    n_pos, n_neg = int(labels.sum()), int((~labels).sum())
-    if n_pos == 0 or n_neg == 0:
-        return math.nan
-    ranks = rankdata(scores)
-    return float((ranks[labels].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
+    return roc_auc(scores, labels)
 
 
 def hierarchical_bootstrap(runs: Sequence[tuple[np.ndarray, np.ndarray]], n_boot: int = 1000,

@@ -162,6 +162,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     """Train with the bundle's train.json in ``run_dir`` (a copy of the bundle: the trained model lands in its
     ``models/`` and ``configs/metadata.json``), then evaluate that model on the test split with evaluate.json."""
     from mcolor.bundle.installed import init_bundle
+    from mcolor.networks.classifier import unwrap
 
     t0, c0 = time.time(), time.process_time()
     init_bundle(run_dir, source=bundle)
@@ -174,7 +175,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     wf.run()
     trainer = wf.parser.get_parsed_content("train::trainer")
     network = wf.parser.get_parsed_content("network")
-    net = getattr(network, "module", network)
+    net = unwrap(network)
     result = {
         "epochs": int(trainer.state.epoch), "steps": int(trainer.state.iteration),
         "params": int(sum(p.numel() for p in net.parameters())),

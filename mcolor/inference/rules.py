@@ -26,6 +26,7 @@ from pydicom.dataset import Dataset
 from pydicom.uid import UID
 
 from mcolor.errors import ConfigError
+from mcolor.io.dicom import dicom_get
 from mcolor.options import parse_bool
 
 MISSING_POLICIES = ("accept", "warn", "skip")
@@ -131,10 +132,7 @@ def header_value(ds: Dataset, keyword: str) -> str:
     most 16 characters of ``A-Z 0-9 _ space``, UI digits and dots up to 64 characters. Anything else
     becomes :data:`WITHHELD`, never the raw text.
     """
-    try:
-        value = ds.get(keyword)
-    except Exception:
-        return ""
+    value = dicom_get(ds, keyword)
     if value is None:
         return ""
     text = str(value).strip()
@@ -186,7 +184,7 @@ def _check_sop(ds: Dataset, rules: SelectionRules, warnings: list[str]) -> Decis
 
 def _frames(ds: Dataset) -> int:
     try:
-        return int(ds.get("NumberOfFrames") or 1)
+        return int(dicom_get(ds, "NumberOfFrames") or 1)
     except (TypeError, ValueError):
         return 1
 

@@ -141,14 +141,6 @@ def _read_header(path: Path, force: bool) -> Any:
     return pydicom.dcmread(str(path), stop_before_pixels=True, force=force, defer_size="64 KB")
 
 
-def _value(ds: Any, keyword: str) -> str:
-    try:
-        value = ds.get(keyword)
-    except Exception:
-        return ""
-    return "" if value is None else str(value).strip()
-
-
 def _apply(record: FileRecord, decision: Decision) -> None:
     record.warnings.extend(decision.warnings)
     if not decision.accepted:
@@ -204,7 +196,7 @@ def classify(path: Path, root: Path, rules: SelectionRules, keep_phi: bool = Fal
             uid = ""
         record.uids[key] = uid
     if keep_phi:
-        record.phi = {"patient_id": _value(ds, "PatientID"), "study_date": _value(ds, "StudyDate")}
+        record.phi = {"patient_id": header_value(ds, "PatientID"), "study_date": header_value(ds, "StudyDate")}
     _apply(record, check_header(ds, rules))
     return record
 

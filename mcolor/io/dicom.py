@@ -77,13 +77,18 @@ def _read_dataset(path: Path, force: bool) -> tuple[Dataset, bool]:
     return ds, False
 
 
-def _get(ds: Dataset, keyword: str) -> Any:
-    """Dataset value or ``None``; malformed values (bad DS/IS strings) read as ``None``."""
+def dicom_get(ds: Dataset, keyword: str) -> Any:
+    """``ds.get(keyword)`` that never raises: ``None`` when absent or when pydicom cannot parse the value.
+
+    pydicom converts a value when it is *read*, not when the file is parsed, so a malformed DS/IS/UI
+    string raises from ``ds.get`` long after ``dcmread`` succeeded. Every header reader (this image reader,
+    the inference scan and its selection rules) goes through here so that one bad element degrades to
+    "absent" instead of failing the file. An empty value is returned as pydicom gives it (``""``).
+    """
     try:
-        value = ds.get(keyword)
+        return ds.get(keyword)
     except Exception:
         return None
-    return None if value is None or value == "" else value
 
 
 def _plain(value: Any) -> Any:
@@ -98,7 +103,7 @@ def _plain(value: Any) -> Any:
 def _spacing(ds: Dataset) -> tuple[list[float] | None, str | None]:
     """[row, col] spacing in mm: PixelSpacing (patient plane) first, else ImagerPixelSpacing (detector)."""
     for keyword in ("PixelSpacing", "ImagerPixelSpacing"):
-        value = _get(ds, keyword)
+        value = dicom_get(ds, keyword)
         try:
             spacing = [float(v) for v in value] if value is not None else None
         except (TypeError, ValueError):
@@ -113,29 +118,29 @@ def _header_meta(ds: Dataset) -> dict[str, Any]:
     meta = new_meta("dicom")
     ts = UID(str(ds.file_meta.TransferSyntaxUID))
     meta.update(
-        photometric_interpretation=_plain(_get(ds, "PhotometricInterpretation")),
-        bits_stored=_plain(_get(ds, "BitsStored")),
-        bits_allocated=_plain(_get(ds, "BitsAllocated")),
-        pixel_representation=_plain(_get(ds, "PixelRepresentation")),
-        modality=_plain(_get(ds, "Modality")),
-        body_part=_plain(_get(ds, "BodyPartExamined")),
-        view_position=_plain(_get(ds, "ViewPosition")),
-        laterality=_plain(_get(ds, "ImageLaterality") or _get(ds, "Laterality")),
+        photometric_interpretation=_plain(dicom_get(ds, "PhotometricInterpretation")),
+        bits_stored=_plain(dicom_get(ds, "BitsStored")),
+        bits_allocated=_plain(dicom_get(ds, "BitsAllocated")),
+        pixel_representation=_plain(dicom_get(ds, "PixelRepresentation")),
+        modality=_plain(dicom_get(ds, "Modality")),
+        body_part=_plain(dicom_get(ds, "BodyPartExamined")),
+        view_position=_plain(dicom_get(ds, "ViewPosition")),
+        laterality=_plain(dicom_get(ds, "ImageLaterality") or dicom_get(ds, "Laterality")),
         sop_class_uid=_plain(_sop_class(ds)),
-        sop_instance_uid=_plain(_get(ds, "SOPInstanceUID")),
-        study_instance_uid=_plain(_get(ds, "StudyInstanceUID")),
-        series_instance_uid=_plain(_get(ds, "SeriesInstanceUID")),
+        sop_instance_uid=_plain(dicom_get(ds, "SOPInstanceUID")),
+        study_instance_uid=_plain(dicom_get(ds, "StudyInstanceUID")),
+        series_instance_uid=_plain(dicom_get(ds, "SeriesInstanceUID")),
         transfer_syntax=str(ts),
         transfer_syntax_name=ts.name,
     )
     meta["pixel_spacing"], meta["pixel_spacing_source"] = _spacing(ds)
-    rows, cols = _plain(_get(ds, "Rows")), _plain(_get(ds, "Columns"))
+    rows, cols = _plain(dicom_get(ds, "Rows")), _plain(dicom_get(ds, "Columns"))
     meta["original_shape"] = [rows, cols] if rows is not None and cols is not None else None
     return meta
 
 
 def _sop_class(ds: Dataset) -> Any:
-    return _get(ds, "SOPClassUID") or _get(ds.file_meta, "MediaStorageSOPClassUID")
+    return dicom_get(ds, "SOPClassUID") or dicom_get(ds.file_meta, "MediaStorageSOPClassUID")
 
 
 def _is_non_image_sop(uid: str) -> bool:
@@ -157,11 +162,11 @@ def _check_header(ds: Dataset, path: Path, max_pixels: int, applied: list[str]) 
         if _file_has_pixel_tag(path):
             raise read_error("truncated_pixel_data", path, "Pixel Data starts but the file ends early")
         raise read_error("no_pixel_data", path, "DICOM without a Pixel Data element")
-    frames = _plain(_get(ds, "NumberOfFrames")) or 1
+    frames = _plain(dicom_get(ds, "NumberOfFrames")) or 1
     if isinstance(frames, int | float) and frames > 1:
         raise read_error("multi_frame", path, f"{frames} frames; expected one projection radiograph")
-    spp = _plain(_get(ds, "SamplesPerPixel")) or 1
-    photometric = _plain(_get(ds, "PhotometricInterpretation"))
+    spp = _plain(dicom_get(ds, "SamplesPerPixel")) or 1
+    photometric = _plain(dicom_get(ds, "PhotometricInterpretation"))
     if photometric is None and spp == 1:
         ds.PhotometricInterpretation = "MONOCHROME2"  # in memory only: old ACR-NEMA style files
         applied.append("assume_monochrome2")
@@ -171,7 +176,7 @@ def _check_header(ds: Dataset, path: Path, max_pixels: int, applied: list[str]) 
             path,
             f"PhotometricInterpretation {photometric!r} with SamplesPerPixel {spp}; only MONOCHROME1/2",
         )
-    rows, cols = _plain(_get(ds, "Rows")), _plain(_get(ds, "Columns"))
+    rows, cols = _plain(dicom_get(ds, "Rows")), _plain(dicom_get(ds, "Columns"))
     if not isinstance(rows, int) or not isinstance(cols, int) or rows < 1 or cols < 1:
         raise read_error("no_pixel_data", path, f"invalid Rows/Columns ({rows}, {cols})")
     if rows * cols > max_pixels:
@@ -206,7 +211,7 @@ def _check_pixel_length(ds: Dataset, path: Path, n_pixels: int) -> None:
     if tell is not None and tell + length > path.stat().st_size:
         raise read_error("truncated_pixel_data", path, "Pixel Data runs past the end of the file")
     if not UID(str(ds.file_meta.TransferSyntaxUID)).is_encapsulated:
-        bits = _plain(_get(ds, "BitsAllocated")) or 16
+        bits = _plain(dicom_get(ds, "BitsAllocated")) or 16
         if length < math.ceil(n_pixels * bits / 8):
             raise read_error(
                 "truncated_pixel_data", path, f"{length} bytes of Pixel Data for {n_pixels} pixels"
@@ -252,16 +257,17 @@ def _to_image(stored: np.ndarray, ds: Dataset, voi: str, meta: dict[str, Any]) -
 def _has_modality_lut(ds: Dataset) -> bool:
     if "ModalityLUTSequence" in ds:
         return True
-    slope, intercept = _get(ds, "RescaleSlope"), _get(ds, "RescaleIntercept")
-    return (slope is not None and float(slope) != 1.0) or (intercept is not None and float(intercept) != 0.0)
+    slope, intercept = dicom_get(ds, "RescaleSlope"), dicom_get(ds, "RescaleIntercept")
+    return ((slope not in (None, "") and float(slope) != 1.0)
+            or (intercept not in (None, "") and float(intercept) != 0.0))
 
 
 def _padding_valid(ds: Dataset, stored: np.ndarray) -> np.ndarray | None:
     """Mask of real pixels when Pixel Padding Value (and Range Limit) mark collimator padding."""
-    pad = _plain(_get(ds, "PixelPaddingValue"))
+    pad = _plain(dicom_get(ds, "PixelPaddingValue"))
     if not isinstance(pad, int):
         return None
-    limit = _plain(_get(ds, "PixelPaddingRangeLimit"))
+    limit = _plain(dicom_get(ds, "PixelPaddingRangeLimit"))
     if isinstance(limit, int):
         lo, hi = min(pad, limit), max(pad, limit)
         valid = (stored < lo) | (stored > hi)
@@ -279,10 +285,10 @@ def _apply_voi(x: np.ndarray, ds: Dataset, meta: dict[str, Any]) -> tuple[np.nda
     """
     applied: list[str] = meta["applied"]
     has_lut = "VOILUTSequence" in ds
-    center, width = _first(_get(ds, "WindowCenter")), _first(_get(ds, "WindowWidth"))
+    center, width = _first(dicom_get(ds, "WindowCenter")), _first(dicom_get(ds, "WindowWidth"))
     if not has_lut and (center is None or width is None):
         return x, None
-    func = (_plain(_get(ds, "VOILUTFunction")) or "LINEAR").upper()
+    func = (_plain(dicom_get(ds, "VOILUTFunction")) or "LINEAR").upper()
     if not has_lut and func in ("LINEAR", "LINEAR_EXACT"):
         c, w = (center - 0.5, width - 1.0) if func == "LINEAR" else (center, width)
         if w < 0 or (func == "LINEAR_EXACT" and w == 0):

@@ -4,7 +4,7 @@ Pure modules: nothing here reads data files except the explicit pretrained-weigh
 """
 
 from mcolor.networks import baselines, coloru, deconv, pixelshuffle  # noqa: F401  (registration)
-from mcolor.networks.classifier import PARAM_GROUPS, ColorizedClassifier, check_backbone_name
+from mcolor.networks.classifier import PARAM_GROUPS, ColorizedClassifier, check_backbone_name, unwrap
 from mcolor.networks.registry import (
     create_color_module,
     is_color_module,
@@ -20,4 +20,5 @@ __all__ = [
     "is_color_module",
     "list_color_modules",
     "register_color_module",
+    "unwrap",
 ]

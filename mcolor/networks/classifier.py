@@ -14,6 +14,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import timm
 import torch
@@ -26,6 +27,15 @@ from mcolor.networks.registry import create_color_module
 #: Modules whose output is a plain gray replica: they need ImageNet standardisation by default.
 NORMALISED_BY_DEFAULT = frozenset({"replicate", "conv1x1"})
 PARAM_GROUPS = ("color", "backbone", "head")
+
+
+def unwrap(network: nn.Module) -> Any:
+    """The network inside a ``DistributedDataParallel`` (or ``DataParallel``) wrapper, else ``network``.
+
+    Parameter groups, attributes (``.color``) and the state dict a bundle stores belong to the wrapped
+    network: DDP's own state dict prefixes every key with ``module.``, which no bundle may hold.
+    """
+    return getattr(network, "module", network)
 
 
 def check_backbone_name(name: str) -> None:

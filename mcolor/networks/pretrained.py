@@ -97,7 +97,7 @@ def read_state_dict(path: str | Path) -> StateDict:
             sd = load_file(str(path))
         else:
             sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as exc:  # noqa: BLE001 - any decoder failure becomes one typed error
+    except Exception as exc:  # any decoder failure becomes one typed error
         raise WeightsError(
             f"cannot load weights from {path}: {type(exc).__name__}: {exc}", reason="weights_unreadable", path=path
         ) from exc
