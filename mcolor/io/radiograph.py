@@ -10,7 +10,7 @@ import os
 import stat
 import struct
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 
@@ -102,24 +102,37 @@ def read_radiograph(
         raise read_error(
             "not_a_file", repr(path), f"expected a file path, got {type(path).__name__}"
         ) from exc
-    head = _head(p)
-    fmt = _sniff(head)
-    try:
-        if fmt == "dicom":
-            return read_dicom(p, voi=voi, max_pixels=max_pixels, force=head[128:132] != b"DICM")
-        if fmt is None:
-            raise read_error("not_an_image", p, "by content neither DICOM nor PNG/JPEG/TIFF")
-        return read_raster(p, fmt, max_pixels=max_pixels)
-    except RadiographReadError:
-        raise
-    except MemoryError as exc:
-        raise read_error("too_large", p, "ran out of memory while decoding") from exc
-    except Exception as exc:  # the contract: nothing raw escapes, whatever the decoder does
-        raise read_error("decode_failed", p, f"unexpected {type(exc).__name__}: {exc}") from exc
+    fh, head = _open_head(p)
+    with fh:
+        fmt = _sniff(head)
+        try:
+            if fmt == "dicom":
+                fh.close()
+                return read_dicom(p, voi=voi, max_pixels=max_pixels, force=head[128:132] != b"DICM")
+            if fmt is None:
+                raise read_error("not_an_image", p, "by content neither DICOM nor PNG/JPEG/TIFF")
+            fh.seek(0)  # Pillow reads from the handle already open: one open() per file
+            return read_raster(p, fmt, max_pixels=max_pixels, fh=fh)
+        except RadiographReadError:
+            raise
+        except MemoryError as exc:
+            raise read_error("too_large", p, "ran out of memory while decoding") from exc
+        except Exception as exc:  # the contract: nothing raw escapes, whatever the decoder does
+            raise read_error("decode_failed", p, f"unexpected {type(exc).__name__}: {exc}") from exc
 
 
 def _head(p: Path) -> bytes:
     """stat + first 132 bytes, with the OS failures mapped to reason codes."""
+    fh, head = _open_head(p)
+    fh.close()
+    return head
+
+
+def _open_head(p: Path) -> tuple[BinaryIO, bytes]:
+    """The file opened for reading (the caller closes it) and its first 132 bytes.
+
+    ``stat`` comes first: opening a FIFO would block, and a directory or device is not a radiograph.
+    """
     try:
         st = p.stat()
     except (FileNotFoundError, NotADirectoryError) as exc:
@@ -133,9 +146,13 @@ def _head(p: Path) -> bytes:
     if st.st_size == 0:
         raise read_error("empty_file", p, "file is empty (0 bytes)")
     try:
-        with open(p, "rb") as fh:
-            return fh.read(132)
+        fh = open(p, "rb")  # noqa: SIM115 - returned open on purpose
     except OSError as exc:
+        raise read_error("unreadable_file", p, f"cannot read ({type(exc).__name__}: {exc})") from exc
+    try:
+        return fh, fh.read(132)
+    except OSError as exc:
+        fh.close()
         raise read_error("unreadable_file", p, f"cannot read ({type(exc).__name__}: {exc})") from exc
 
 
