@@ -1,4 +1,4 @@
-"""Pieces shared by the DICOM and raster readers: error codes, the meta template, min-max scaling.
+"""Pieces shared by the format readers: error codes, the meta template, min-max scaling.
 
 Kept separate from :mod:`mcolor.io.radiograph` so that the format modules do not import the
 dispatcher (no import cycles) and so that the reason codes live in exactly one place.
@@ -18,15 +18,20 @@ from mcolor.errors import RadiographReadError
 #: * ``not_a_file``: the path is missing, a directory, or not a regular file (FIFO, socket...).
 #: * ``unreadable_file``: the OS refused to read it (permissions, I/O error).
 #: * ``empty_file``: zero bytes.
-#: * ``not_an_image``: by content (not extension) neither DICOM nor PNG/JPEG/TIFF.
-#: * ``no_pixel_data``: a DICOM without (integer) Pixel Data, or without Rows/Columns.
+#: * ``not_an_image``: by content (not extension) none of the formats in :data:`mcolor.io.FORMATS`.
+#: * ``no_pixel_data``: a DICOM without (integer) Pixel Data, or without Rows/Columns; a MetaImage / NRRD /
+#:   NIfTI header whose data file is missing (or outside the header's folder) or that has no data after it.
 #: * ``truncated_pixel_data``: the file ends before the pixel data does.
-#: * ``unsupported_photometric``: colour (RGB, YBR_*, PALETTE COLOR) or SamplesPerPixel != 1.
-#: * ``multi_frame``: more than one frame (DICOM NumberOfFrames > 1, multi-page TIFF, APNG).
+#: * ``unsupported_photometric``: colour (RGB, YBR_*, PALETTE COLOR) or SamplesPerPixel != 1 in DICOM;
+#:   vector pixels that are neither RGB(A) nor equal copies (MetaImage / NRRD / NIfTI); complex samples.
+#: * ``multi_frame``: more than one frame (DICOM NumberOfFrames > 1, multi-page TIFF, APNG, a volume or
+#:   time series with more than one slice).
 #: * ``unsupported_transfer_syntax``: no installed decoder; the message names the plugin(s).
-#: * ``too_large``: Rows x Columns (or the raster size) above ``max_pixels``, checked before decoding.
+#: * ``too_large``: Rows x Columns (or the raster / volume plane size) above ``max_pixels``, checked before
+#:   decoding.
 #: * ``non_image_sop``: a DICOM SOP class that is not an image (SR, presentation state, PDF...).
-#: * ``decode_failed``: any other decoder failure; the message names the original exception class.
+#: * ``decode_failed``: any other decoder failure (also an unparsable MetaImage / NRRD / NIfTI header, or
+#:   NaN / infinity in a float image); the message names the original exception or problem.
 READ_ERROR_REASONS: tuple[str, ...] = (
     "not_a_file",
     "unreadable_file",
