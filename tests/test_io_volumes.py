@@ -259,6 +259,9 @@ def test_bad_headers(small, tmp_path):
     text = write_sitk(small, tmp_path / "c.nrrd").read_bytes().replace(b"type: unsigned char", b"type: banana")
     (tmp_path / "c.nrrd").write_bytes(text)
     _expect(tmp_path / "c.nrrd", "decode_failed")
+    text = write_sitk(small, tmp_path / "twice.mha").read_bytes()
+    (tmp_path / "twice.mha").write_bytes(text.replace(b"NDims = 2\n", b"NDims = 2\nDimSize = 60000 60000\n"))
+    assert "twice" in str(_expect(tmp_path / "twice.mha", "decode_failed"))  # which DimSize wins? neither
     raw = bytearray(write_nib(small, tmp_path / "d.nii").read_bytes())
     raw[70:72] = struct.pack("<h", 9999)  # datatype: no such NIfTI code
     (tmp_path / "d.nii").write_bytes(bytes(raw))

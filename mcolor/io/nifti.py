@@ -63,13 +63,16 @@ def inflate_head(head: bytes, size: int = 540) -> bytes:
         return b""
 
 
-def read_nifti(path: Path, *, max_pixels: int) -> tuple[np.ndarray, dict[str, Any]]:
-    """Read a NIfTI radiograph; see ``read_radiograph`` for the contract."""
+def read_nifti(path: Path, *, max_pixels: int, head: bytes = b"") -> tuple[np.ndarray, dict[str, Any]]:
+    """Read a NIfTI radiograph; see ``read_radiograph`` for the contract.
+
+    ``head``: the file's first bytes if the caller has them (they tell gzip from plain without a read).
+    """
     import nibabel  # lazy: see the module docstring
     from nibabel.spatialimages import HeaderDataError
     from nibabel.volumeutils import array_from_file
 
-    compressed = _is_gzip(path)
+    compressed = head.startswith(GZIP_MAGIC) if head else _is_gzip(path)
     try:
         with _open(path, compressed) as fh:
             version = nifti_version(fh.read(540))

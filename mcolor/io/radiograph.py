@@ -138,11 +138,11 @@ def _read_other(p: Path, fmt: str | None, head: bytes, voi: str, max_pixels: int
     if fmt in ("metaimage", "nrrd"):
         from mcolor.io.itk import read_itk  # SimpleITK is imported in there, lazily
 
-        return read_itk(p, fmt, max_pixels=max_pixels)
+        return read_itk(p, fmt, max_pixels=max_pixels, head=head)
     if fmt == "nifti":
         from mcolor.io.nifti import read_nifti
 
-        return read_nifti(p, max_pixels=max_pixels)
+        return read_nifti(p, max_pixels=max_pixels, head=head)
     raise read_error(
         "not_an_image", p, "by content none of DICOM, PNG, JPEG, TIFF, MetaImage, NRRD or NIfTI"
     )
