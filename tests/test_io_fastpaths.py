@@ -44,6 +44,14 @@ def reference_unit_range(x, invert=False, clip_to=None, valid=None):
     return out
 
 
+def reference_bounds(x, clip_to, valid):
+    stats = x if valid is None else x[valid]
+    lo, hi = float(stats.min()), float(stats.max())
+    if clip_to is not None:
+        lo, hi = min(max(lo, clip_to[0]), clip_to[1]), max(min(hi, clip_to[1]), clip_to[0])
+    return np.float32(lo), np.float32(hi)
+
+
 def _arrays():
     rng = np.random.default_rng(0)
     shape = (37, 53)
@@ -82,12 +90,20 @@ def test_to_unit_range_with_windows_and_padding_is_bit_identical():
     valid = np.ones(x.shape, bool)
     valid[:, :9] = False
     x[~valid] = 4095
-    for clip_to in (None, (1000.0, 3000.0), (999.5, 3100.5), (-10.0, 5000.0)):
+    windows = [None, (1000.0, 3000.0), (999.5, 3100.5), (-10.0, 5000.0), (5000.0, 9000.0), (-900.0, -100.0),
+               (70000.0, 80000.0), (-5.0, 2000.0), (1000.0, 1001.0), (10.0, 200.0), (10.5, 200.5)]
+    for clip_to in windows:
         for invert in (False, True):
             for mask in (None, valid):
-                expected = reference_unit_range(x, invert=invert, clip_to=clip_to, valid=mask)
-                got = to_unit_range(x.copy(), [], invert=invert, clip_to=clip_to, valid=mask, consume=True)
-                assert np.array_equal(got, expected), (clip_to, invert, mask is None)
+                for data in (x, x.astype(np.int16) - 1000, (x >> 4).astype(np.uint8)):
+                    lo, hi = reference_bounds(data, clip_to, mask)
+                    if not hi > lo:
+                        continue  # a window outside the data: constant image, tested elsewhere
+                    expected = reference_unit_range(data, invert=invert, clip_to=clip_to, valid=mask)
+                    for consume in (False, True):
+                        got = to_unit_range(data.copy(), [], invert=invert, clip_to=clip_to, valid=mask,
+                                            consume=consume)
+                        assert np.array_equal(got, expected), (data.dtype, clip_to, invert, mask is None)
 
 
 def test_constant_image_is_zeros():

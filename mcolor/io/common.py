@@ -136,8 +136,14 @@ def to_unit_range(
         return np.zeros(x.shape, dtype=np.float32)
     if invert:
         applied.append("invert_monochrome1")
-    # Integer offsets are exact only when every value lies in [lo, hi]: not when clipping to a window
-    # (pixels outside ``valid`` may lie outside, but they are zeroed below whatever they became).
+    # Integer offsets are exact when every value lies in [lo, hi]: after clipping the integers to a window
+    # with integral bounds, or with no window (pixels outside ``valid`` may lie outside, but they are
+    # zeroed below whatever they became). Clipping x to [lo, hi] then scaling equals scaling then clipping
+    # to [0, 1] bit for bit: the clipped extremes give (lo - lo) / span = 0 and (hi - lo) / span = 1.
+    if need_clip and _small_ints(x) and lo.is_integer() and hi.is_integer() and _fits(lo, hi, x.dtype):
+        bounds = np.array([lo, hi]).astype(x.dtype)
+        x = np.clip(x, bounds[0], bounds[1], out=x if consume and x.flags.writeable else None)
+        consume, need_clip = True, False
     out = _offset_float32(x, lo, hi, lo32, hi32, invert, consume, exact_ints=not need_clip)
     if span != 1:  # dividing by 1 would not change a bit (8-bit data spanning 0..1 after offset is rare)
         np.divide(out, span, out=out)
@@ -147,6 +153,17 @@ def to_unit_range(
         out[~valid] = 0.0
     applied.append("minmax")
     return out
+
+
+def _small_ints(x: np.ndarray) -> bool:
+    """8/16-bit integers in native byte order (unsigned views of them are taken below)."""
+    return x.dtype.kind in "ui" and x.dtype.itemsize <= 2 and x.dtype.isnative
+
+
+def _fits(lo: float, hi: float, dtype: np.dtype) -> bool:
+    """Both bounds representable in ``dtype`` (a window may lie entirely outside the stored range)."""
+    info = np.iinfo(dtype)
+    return info.min <= lo <= hi <= info.max
 
 
 def _offset_float32(
@@ -170,8 +187,7 @@ def _offset_float32(
     ``float32(x)`` and bound, at half the memory traffic (the integer array is a quarter of the float
     one when 8-bit, half when 16-bit). Passes that would change nothing (subtracting 0) are skipped.
     """
-    small_ints = x.dtype.kind in "ui" and x.dtype.itemsize <= 2 and x.dtype.isnative  # views need native order
-    if exact_ints and small_ints and lo.is_integer() and hi.is_integer():
+    if exact_ints and _small_ints(x) and lo.is_integer() and hi.is_integer():
         unsigned = np.dtype(f"u{x.dtype.itemsize}")
         u = x.view(unsigned)
         target = u if consume and x.flags.writeable else None
