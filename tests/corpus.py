@@ -123,6 +123,47 @@ def small_jpeg() -> bytes:
     return _reencode(chest_jpeg(), "JPEG")
 
 
+def _small_pixels() -> np.ndarray:
+    """The 64 x 64 NIH pixels of :func:`small_png`, cropped to 64 x 48 (non-square)."""
+    from PIL import Image
+
+    with Image.open(io.BytesIO(small_png())) as im:
+        return np.ascontiguousarray(np.asarray(im)[:, 8:56])
+
+
+def volume_bytes(ext: str, pixels: np.ndarray | None = None, *, compress: bool = False,
+                 spacing: tuple[float, ...] | None = None) -> dict[str, bytes]:
+    """``pixels`` (default :func:`_small_pixels`) written by SimpleITK (``.mha``, ``.mhd``, ``.nrrd``, ``.nhdr``)
+    or nibabel (``.nii``, ``.nii.gz``, ``.hdr``) in the library's own axis convention; returns every file written
+    (``{"x.mhd": ..., "x.raw": ...}``), the header first. Vector pixels: a trailing axis of 2 to 4."""
+    import tempfile
+
+    v = _small_pixels() if pixels is None else pixels
+    with tempfile.TemporaryDirectory(prefix="mcolor-corpus-") as folder:
+        path = Path(folder) / f"x{ext}"
+        if ext in (".nii", ".nii.gz", ".hdr"):
+            import nibabel
+
+            klass = nibabel.Nifti1Pair if ext == ".hdr" else nibabel.Nifti1Image
+            spatial = 2 if v.ndim == 2 else v.ndim
+            nibabel.save(klass(np.asfortranarray(v.transpose(tuple(reversed(range(spatial))))), np.eye(4)), str(path))
+        else:
+            import SimpleITK as sitk
+
+            image = sitk.GetImageFromArray(v, isVector=v.ndim == 3 and v.shape[-1] <= 4)
+            if spacing is not None:
+                image.SetSpacing(spacing)
+            sitk.WriteImage(image, str(path), useCompression=compress)
+        files = sorted(Path(folder).iterdir(), key=lambda f: f.name != path.name)
+        return {f.name: f.read_bytes() for f in files}
+
+
+@functools.lru_cache(maxsize=8)
+def small_volume(ext: str) -> bytes:
+    """:func:`_small_pixels` as one single-file volume-format file (``.mha``, ``.nrrd``, ``.nii``, ``.nii.gz``)."""
+    return volume_bytes(ext)[f"x{ext}"]
+
+
 def _reencode(raw: bytes, fmt: str) -> bytes:
     from PIL import Image
 
@@ -626,6 +667,122 @@ def _raster_cases() -> list[Case]:
     ]
 
 
+def _files(ext: str, edit: Callable[[dict[str, bytes]], dict[str, bytes]] | None = None,
+           **kwargs: object) -> Callable[[Path], None]:
+    """Build a volume-format case: the header at ``path``, its data file (if any) beside it, then ``edit``."""
+
+    def build(path: Path) -> None:
+        files = volume_bytes(ext, **kwargs)  # type: ignore[arg-type]
+        header = next(iter(files))
+        files = edit(files) if edit else files
+        for name, data in files.items():
+            if name == header:
+                path.write_bytes(data)
+            elif data is not None:  # a detached data file, renamed to what the header points at
+                target = path.with_name(path.name.split(".")[0] + name[1:])  # x.raw -> <case>.raw
+                target.write_bytes(data)
+                if name.endswith(".raw"):  # MetaImage / NRRD headers name their data file
+                    path.write_bytes(path.read_bytes().replace(name.encode(), target.name.encode()))
+
+    return build
+
+
+def _cut(fraction: float, name: str | None = None) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    def edit(files: dict[str, bytes]) -> dict[str, bytes]:
+        key = name or next(iter(files))
+        return {**files, key: files[key][: int(len(files[key]) * fraction)]}
+
+    return edit
+
+
+def _replace(old: bytes, new: bytes) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    def edit(files: dict[str, bytes]) -> dict[str, bytes]:
+        key = next(iter(files))
+        assert old in files[key], old
+        return {**files, key: files[key].replace(old, new, 1)}
+
+    return edit
+
+
+def _drop(name: str) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    return lambda files: {k: (None if k == name else v) for k, v in files.items()}  # type: ignore[misc]
+
+
+def _nifti_header(offset: int, fmt: str, *values: float) -> Callable[[dict[str, bytes]], dict[str, bytes]]:
+    def edit(files: dict[str, bytes]) -> dict[str, bytes]:
+        key = next(iter(files))
+        raw = bytearray(files[key])
+        raw[offset : offset + struct.calcsize(fmt)] = struct.pack(fmt, *values)
+        return {**files, key: bytes(raw)}
+
+    return edit
+
+
+def _gzip_files(files: dict[str, bytes]) -> dict[str, bytes]:
+    import gzip
+
+    key = next(iter(files))
+    return {key: gzip.compress(files[key], mtime=0)}
+
+
+def _volume_cases() -> list[Case]:
+    stack = lambda: np.stack([_small_pixels(), _small_pixels()[::-1]])  # noqa: E731
+    vector2 = lambda: np.stack([_small_pixels(), _small_pixels()[::-1]], axis=-1)  # noqa: E731
+    nan_image = lambda: np.where(_small_pixels() > 128, np.nan, 1.0).astype(np.float32)  # noqa: E731
+
+    def lazy(make: Callable[[], np.ndarray], ext: str, edit: Callable | None = None, **kw: object):
+        return lambda path: _files(ext, edit, pixels=make(), **kw)(path)
+
+    return [
+        Case("mha_trunc_data.mha", "truncated_pixel_data", _files(".mha", _cut(0.6)),
+             "MetaImage cut in the pixel data"),
+        Case("mha_zlib_trunc.mha", "truncated_pixel_data", _files(".mha", _cut(0.7), compress=True),
+             "zlib-compressed MetaImage shorter than its CompressedDataSize"),
+        Case("mha_raw_short.mhd", "truncated_pixel_data", _files(".mhd", _cut(0.5, "x.raw")),
+             "MetaImage header + .raw file holding half the pixels"),
+        Case("mha_raw_missing.mhd", "no_pixel_data", _files(".mhd", _drop("x.raw")),
+             "MetaImage header whose ElementDataFile does not exist"),
+        Case("mha_header_garbage.mha", "decode_failed", _files(".mha", _replace(b"NDims = 2", b"NDims = two")),
+             "MetaImage NDims not a number"),
+        Case("mha_no_datafile_line.mha", "decode_failed",
+             _files(".mha", _replace(b"ElementDataFile = LOCAL", b"ElementDataFilm = LOCAL")),
+             "MetaImage header without its ElementDataFile line"),
+        Case("mha_volume.mha", "multi_frame", lazy(stack, ".mha", spacing=(1.0, 1.0, 1.0)), "2-slice MetaImage volume"),
+        Case("mha_vector2.mha", "unsupported_photometric", lazy(vector2, ".mha"),
+             "2-component vector pixels that differ"),
+        Case("mha_nan.mha", "decode_failed", lazy(nan_image, ".mha"), "float MetaImage holding NaN"),
+        Case("mha_bomb.mha", "too_large", _files(".mha", _replace(b"DimSize = 48 64", b"DimSize = 65535 65535")),
+             "MetaImage header claiming 65535 x 65535 over 3 kB of data", bomb=True),
+        Case("nrrd_trunc_data.nrrd", "truncated_pixel_data", _files(".nrrd", _cut(0.6)), "NRRD cut in the raw data"),
+        Case("nrrd_gzip_trunc.nrrd", "truncated_pixel_data", _files(".nrrd", _cut(0.7), compress=True),
+             "gzip-encoded NRRD cut in the stream (SimpleITK's own message)"),
+        Case("nrrd_raw_missing.nhdr", "no_pixel_data", _files(".nhdr", _drop("x.raw")),
+             "detached NRRD header whose data file does not exist"),
+        Case("nrrd_bad_type.nrrd", "decode_failed", _files(".nrrd", _replace(b"type: unsigned char", b"type: banana")),
+             "NRRD type field not a type"),
+        Case("nrrd_volume.nrrd", "multi_frame", lazy(stack, ".nrrd", spacing=(1.0, 1.0, 1.0)), "2-slice NRRD volume"),
+        Case("nrrd_bomb.nrrd", "too_large", _files(".nrrd", _replace(b"sizes: 48 64", b"sizes: 65535 65535")),
+             "NRRD header claiming 65535 x 65535", bomb=True),
+        Case("nii_trunc_data.nii", "truncated_pixel_data", _files(".nii", _cut(0.8)), "NIfTI-1 cut in the voxels"),
+        Case("nii_gz_trunc.nii.gz", "truncated_pixel_data", _files(".nii.gz", _cut(0.8)),
+             "gzipped NIfTI-1 cut inside the stream"),
+        Case("nii_img_missing.hdr", "no_pixel_data", _files(".hdr", _drop("x.img")),
+             "NIfTI-1 pair header (ni1) without its .img"),
+        Case("nii_bad_datatype.nii", "decode_failed", _files(".nii", _nifti_header(70, "<h", 9999)),
+             "NIfTI-1 datatype code 9999"),
+        Case("nii_time_series.nii", "multi_frame", lazy(lambda: np.stack([_small_pixels()] * 3)[:, None], ".nii"),
+             "NIfTI-1 time series: 48 x 64 x 1 x 3"),
+        Case("nii_bomb.nii", "too_large", _files(".nii", _nifti_header(42, "<2h", 30000, 30000)),
+             "NIfTI-1 header claiming 30000 x 30000", bomb=True),
+        Case("nii_gz_bomb.nii.gz", "too_large",
+             lambda path: _files(".nii", lambda f: _gzip_files(_nifti_header(42, "<2h", 30000, 30000)(f)))(path),
+             "gzipped NIfTI-1 header claiming 30000 x 30000 (only the header is inflated)", bomb=True),
+        Case("nii_gz_not_nifti.nii.gz", "not_an_image",
+             _bytes(lambda: __import__("gzip").compress(b"plain text, not a NIfTI header\n" * 40, mtime=0)),
+             "a gzip file whose content is not NIfTI"),
+    ]
+
+
 def _fs_cases() -> list[Case]:
     return [
         Case("x.dcm", "not_a_file", _mkdir, "a directory named x.dcm"),
@@ -639,7 +796,7 @@ def _fs_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     """Every case of the corpus (sources are read lazily, when a case is built)."""
-    return _dicom_cases() + _raster_cases() + _fs_cases()
+    return _dicom_cases() + _raster_cases() + _volume_cases() + _fs_cases()
 
 
 CASES: list[Case] = all_cases()

@@ -25,8 +25,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import numpy as np
-from corpus import SourceMissing, rg1_j2k, rg1_native, small_jpeg, small_png
+import numpy as np  # noqa: E402
+from corpus import SourceMissing, rg1_j2k, rg1_native, small_jpeg, small_png, small_volume  # noqa: E402
 
 from mcolor.errors import RadiographReadError
 from mcolor.io import READ_ERROR_REASONS, read_radiograph
@@ -65,8 +65,9 @@ def write_seeds(folder: Path) -> list[Path]:
     """The real-file seeds (those installed here) written to ``folder``."""
     folder.mkdir(parents=True, exist_ok=True)
     written = []
+    volumes = [(f"chest{ext}", lambda ext=ext: small_volume(ext)) for ext in (".mha", ".nrrd", ".nii", ".nii.gz")]
     for name, make in (("rg1_native.dcm", rg1_native), ("rg1_j2k.dcm", rg1_j2k), ("chest.png", small_png),
-                       ("chest.jpg", small_jpeg)):
+                       ("chest.jpg", small_jpeg), *volumes):
         try:
             data = make()
         except SourceMissing as exc:

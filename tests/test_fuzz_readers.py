@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from corpus import SourceMissing, png_chunk, png_chunks, rg1_j2k, rg1_native, small_jpeg, small_png
+from corpus import SourceMissing, png_chunk, png_chunks, rg1_j2k, rg1_native, small_jpeg, small_png, small_volume
 from hypothesis import HealthCheck, assume, event, given, settings
 from hypothesis import strategies as st
 
@@ -78,6 +78,10 @@ SOURCES: dict[str, Callable[[], bytes]] = {
     "dicom_j2k": rg1_j2k,
     "png": small_png,
     "jpeg": small_jpeg,
+    "metaimage": lambda: small_volume(".mha"),
+    "nrrd": lambda: small_volume(".nrrd"),
+    "nifti": lambda: small_volume(".nii"),
+    "nifti_gz": lambda: small_volume(".nii.gz"),
 }
 
 
@@ -153,6 +157,40 @@ def test_byte_mutations_of_png_and_jpeg(sources: dict[str, bytes], data: st.Data
                                         edits: list[tuple[str, float, object]]) -> None:
     name = data.draw(st.sampled_from(source(sources, "png", "jpeg")))
     read_bytes(mutate(sources[name], edits))
+
+
+@FUZZ
+@given(data=st.data(), edits=st.lists(_edit, min_size=1, max_size=6))
+def test_byte_mutations_of_volume_formats(sources: dict[str, bytes], data: st.DataObject,
+                                          edits: list[tuple[str, float, object]]) -> None:
+    """MetaImage / NRRD (SimpleITK) and NIfTI (nibabel): header text and voxels alike."""
+    name = data.draw(st.sampled_from(source(sources, "metaimage", "nrrd", "nifti", "nifti_gz")))
+    read_bytes(mutate(sources[name], edits))
+
+
+_header_line = st.sampled_from([b"NDims = 3", b"DimSize = 65535 65535", b"DimSize = 0 4", b"ElementType = MET_DOUBLE",
+                                b"ElementNumberOfChannels = 3", b"CompressedData = True", b"HeaderSize = -1",
+                                b"ElementDataFile = LIST", b"ElementDataFile = ../../etc/passwd",
+                                b"BinaryData = False", b"sizes: 65535 65535", b"encoding: gzip", b"dimension: 3",
+                                b"type: double", b"byte skip: -1", b"data file: nowhere.raw",
+                                b"kinds: RGB-color domain"])
+
+
+@FUZZ
+@given(data=st.data())
+def test_volume_header_field_edits(sources: dict[str, bytes], data: st.DataObject) -> None:
+    """Replace or insert MetaImage / NRRD header lines with plausible but wrong fields."""
+    name = data.draw(st.sampled_from(source(sources, "metaimage", "nrrd")))
+    raw = sources[name]
+    split = raw.index(b"ElementDataFile") if name == "metaimage" else raw.index(b"\n\n")
+    lines = raw[:split].split(b"\n")
+    for _ in range(data.draw(st.integers(1, 3), label="n edits")):
+        i = data.draw(st.integers(1, len(lines) - 1), label="line")
+        if data.draw(st.booleans(), label="replace"):
+            lines[i] = data.draw(_header_line, label="field")
+        else:
+            lines.insert(i, data.draw(_header_line, label="field"))
+    read_bytes(b"\n".join(lines) + raw[split:])
 
 
 # --- DICOM: element deletions and typed values through pydicom, then re-saved -----------------------------

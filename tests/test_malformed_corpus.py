@@ -65,7 +65,7 @@ def test_corpus_is_large_and_covers_every_reason() -> None:
     assert set(READ_ERROR_REASONS) <= {c.reason for c in CASES}  # every documented reason
     assert {c.reason for c in CASES} - {None} <= set(READ_ERROR_REASONS)
     formats = {c.name.split("_")[0] for c in CASES}
-    assert {"dcm", "png", "jpg"} <= formats
+    assert {"dcm", "png", "jpg", "mha", "nrrd", "nii"} <= formats
     assert sum(c.bomb for c in CASES) >= 5
 
 

@@ -16,7 +16,7 @@ OUT_DIR/predictions.csv and report.json: predicted, skipped (reason code + sente
 selection (defaults; override with --rules FILE, JSON or YAML with the same keys):
   modalities [CR, DX]; image storage SOP classes only (not For Processing); single frame; MONOCHROME1/2;
   body_parts [CHEST] (absent: accepted, warning on the row); view_positions [PA, AP] (absent: accepted
-  with a warning; LL/LATERAL skipped). PNG/JPEG/TIFF have no header to check: skipped unless
+  with a warning; LL/LATERAL skipped). PNG/JPEG/TIFF/MetaImage/NRRD/NIfTI have no DICOM header: skipped unless
   --allow-non-dicom. DICOMDIR, SR, SEG, RT, PDF and other non-image objects: skipped.
   rules keys: modalities, body_parts, view_positions (lists; [] = any), missing_body_part and
   missing_view_position (accept|warn|skip), sop_classes (image_storage or a list of UIDs),
@@ -177,7 +177,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--allow-non-dicom",
         action="store_true",
-        help="predict PNG/JPEG/TIFF files too (no header, so no selection rule can be checked)",
+        help="predict non-DICOM images too (PNG/JPEG/TIFF/MetaImage/NRRD/NIfTI): no DICOM header, no rule checked",
     )
     p.add_argument(
         "--overwrite",

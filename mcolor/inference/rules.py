@@ -8,8 +8,9 @@ file that fails a rule is *skipped* with a reason code and a sentence instead of
 Defaults (overridable by a JSON/YAML rules file, see :func:`load_rules`): Modality CR or DX; an image
 storage SOP class that is not "For Processing" (raw detector data); one frame; MONOCHROME1/2;
 BodyPartExamined CHEST (absent: accepted, with a warning on the row); ViewPosition PA or AP (absent:
-accepted with a warning; LL, LATERAL... skipped). PNG/JPEG/TIFF files have no header to check, so they
-are skipped unless ``allow_non_dicom`` is set (then predicted, with a ``no_dicom_header`` warning).
+accepted with a warning; LL, LATERAL... skipped). Non-DICOM images (PNG/JPEG/TIFF, MetaImage, NRRD, NIfTI)
+have no DICOM header to check, so they are skipped unless ``allow_non_dicom`` is set (then predicted, with a
+``no_dicom_header`` warning).
 """
 
 from __future__ import annotations
@@ -255,7 +256,8 @@ def check_header(ds: Dataset, rules: SelectionRules) -> Decision:
 
 
 def check_non_dicom(fmt: str, rules: SelectionRules) -> Decision:
-    """PNG/JPEG/TIFF: no header to apply the rules to; predicted only when ``allow_non_dicom``."""
+    """PNG/JPEG/TIFF/MetaImage/NRRD/NIfTI: no DICOM header to apply the rules to; predicted only when
+    ``allow_non_dicom``."""
     if rules.allow_non_dicom:
         return Decision(True, warnings=(f"no_dicom_header: {fmt.upper()} file, selection rules not applied",))
     return _skip(

@@ -164,7 +164,8 @@ def classify(path: Path, root: Path, rules: SelectionRules, keep_phi: bool = Fal
         return record
     fmt = _sniff(head)
     if fmt is None:
-        record.skip("not_dicom", "not a DICOM file nor a PNG/JPEG/TIFF image (judged by content, not by name)")
+        record.skip("not_dicom", "not a DICOM file nor an image in another format the reader knows (judged by "
+                    "content, not by name; a .raw/.img data file is read through its header)")
         return record
     if fmt != "dicom":
         record.header["format"] = fmt

@@ -1,4 +1,4 @@
-"""Pieces shared by the DICOM and raster readers: error codes, the meta template, min-max scaling.
+"""Pieces shared by the format readers: error codes, the meta template, min-max scaling.
 
 Kept separate from :mod:`mcolor.io.radiograph` so that the format modules do not import the
 dispatcher (no import cycles) and so that the reason codes live in exactly one place.
@@ -18,15 +18,20 @@ from mcolor.errors import RadiographReadError
 #: * ``not_a_file``: the path is missing, a directory, or not a regular file (FIFO, socket...).
 #: * ``unreadable_file``: the OS refused to read it (permissions, I/O error).
 #: * ``empty_file``: zero bytes.
-#: * ``not_an_image``: by content (not extension) neither DICOM nor PNG/JPEG/TIFF.
-#: * ``no_pixel_data``: a DICOM without (integer) Pixel Data, or without Rows/Columns.
+#: * ``not_an_image``: by content (not extension) none of the formats in :data:`mcolor.io.FORMATS`.
+#: * ``no_pixel_data``: a DICOM without (integer) Pixel Data, or without Rows/Columns; a MetaImage / NRRD /
+#:   NIfTI header whose data file is missing (or outside the header's folder) or that has no data after it.
 #: * ``truncated_pixel_data``: the file ends before the pixel data does.
-#: * ``unsupported_photometric``: colour (RGB, YBR_*, PALETTE COLOR) or SamplesPerPixel != 1.
-#: * ``multi_frame``: more than one frame (DICOM NumberOfFrames > 1, multi-page TIFF, APNG).
+#: * ``unsupported_photometric``: colour (RGB, YBR_*, PALETTE COLOR) or SamplesPerPixel != 1 in DICOM;
+#:   vector pixels that are neither RGB(A) nor equal copies (MetaImage / NRRD / NIfTI); complex samples.
+#: * ``multi_frame``: more than one frame (DICOM NumberOfFrames > 1, multi-page TIFF, APNG, a volume or
+#:   time series with more than one slice).
 #: * ``unsupported_transfer_syntax``: no installed decoder; the message names the plugin(s).
-#: * ``too_large``: Rows x Columns (or the raster size) above ``max_pixels``, checked before decoding.
+#: * ``too_large``: Rows x Columns (or the raster / volume plane size) above ``max_pixels``, checked before
+#:   decoding.
 #: * ``non_image_sop``: a DICOM SOP class that is not an image (SR, presentation state, PDF...).
-#: * ``decode_failed``: any other decoder failure; the message names the original exception class.
+#: * ``decode_failed``: any other decoder failure (also an unparsable MetaImage / NRRD / NIfTI header, or
+#:   NaN / infinity in a float image); the message names the original exception or problem.
 READ_ERROR_REASONS: tuple[str, ...] = (
     "not_a_file",
     "unreadable_file",
@@ -99,6 +104,7 @@ def to_unit_range(
     invert: bool = False,
     clip_to: tuple[float, float] | None = None,
     valid: np.ndarray | None = None,
+    consume: bool = False,
 ) -> np.ndarray:
     """Min-max scale ``x`` to float32 ``[0, 1]``, optionally clipped and inverted, in few passes.
 
@@ -108,6 +114,10 @@ def to_unit_range(
     one pass instead of pydicom's several float64 passes. ``invert`` maps to ``(max - x) / span``
     (MONOCHROME1). ``valid`` excludes pixel padding from the statistics; padding becomes 0.
     A constant image gives zeros (no division by zero) and records ``"constant_image"``.
+    ``consume=True`` lets the function overwrite ``x`` (a decoded array nobody else holds).
+
+    The result is the float32 evaluation of ``(x - lo) / span`` (or ``(hi - x) / span``), bit for bit,
+    whichever way it is computed; what varies is only the number of passes over memory.
     """
     stats = x if valid is None else x[valid]
     if stats.size == 0:
@@ -119,22 +129,76 @@ def to_unit_range(
         wlo, whi = clip_to
         need_clip = wlo > lo or whi < hi
         lo, hi = min(max(lo, wlo), whi), max(min(hi, whi), wlo)
-    out = np.empty(x.shape, dtype=np.float32)
     lo32, hi32 = np.float32(lo), np.float32(hi)
     span = np.float32(hi32 - lo32)
     if not span > 0:
-        out.fill(0.0)
         applied.append("constant_image")
-        return out
+        return np.zeros(x.shape, dtype=np.float32)
     if invert:
-        np.subtract(hi32, x, out=out, dtype=np.float32)
         applied.append("invert_monochrome1")
-    else:
-        np.subtract(x, lo32, out=out, dtype=np.float32)
-    np.divide(out, span, out=out)
+    # Integer offsets are exact when every value lies in [lo, hi]: after clipping the integers to a window
+    # with integral bounds, or with no window (pixels outside ``valid`` may lie outside, but they are
+    # zeroed below whatever they became). Clipping x to [lo, hi] then scaling equals scaling then clipping
+    # to [0, 1] bit for bit: the clipped extremes give (lo - lo) / span = 0 and (hi - lo) / span = 1.
+    if need_clip and _small_ints(x) and lo.is_integer() and hi.is_integer() and _fits(lo, hi, x.dtype):
+        bounds = np.array([lo, hi]).astype(x.dtype)
+        x = np.clip(x, bounds[0], bounds[1], out=x if consume and x.flags.writeable else None)
+        consume, need_clip = True, False
+    out = _offset_float32(x, lo, hi, lo32, hi32, invert, consume, exact_ints=not need_clip)
+    if span != 1:  # dividing by 1 would not change a bit (8-bit data spanning 0..1 after offset is rare)
+        np.divide(out, span, out=out)
     if need_clip:
         np.clip(out, 0.0, 1.0, out=out)
     if valid is not None:
         out[~valid] = 0.0
     applied.append("minmax")
+    return out
+
+
+def _small_ints(x: np.ndarray) -> bool:
+    """8/16-bit integers in native byte order (unsigned views of them are taken below)."""
+    return x.dtype.kind in "ui" and x.dtype.itemsize <= 2 and x.dtype.isnative
+
+
+def _fits(lo: float, hi: float, dtype: np.dtype) -> bool:
+    """Both bounds representable in ``dtype`` (a window may lie entirely outside the stored range)."""
+    info = np.iinfo(dtype)
+    return info.min <= lo <= hi <= info.max
+
+
+def _offset_float32(
+    x: np.ndarray,
+    lo: float,
+    hi: float,
+    lo32: np.float32,
+    hi32: np.float32,
+    invert: bool,
+    consume: bool,
+    *,
+    exact_ints: bool,
+) -> np.ndarray:
+    """A new C-contiguous float32 array holding ``x - lo`` (or ``hi - x``), evaluated as float32.
+
+    Mixed-dtype ufuncs (``np.subtract(x_uint16, lo, dtype=float32)``) run numpy's buffered casting
+    loop, about twice the cost of one contiguous ``astype`` followed by in-place float32 passes. For
+    8/16-bit integers with integral bounds the offset is taken first, in the integers: ``hi - x`` and
+    ``x - lo`` lie in ``[0, 2**16)``, so modular unsigned arithmetic gives them exactly, and the cast
+    is then exact too, the same values as the float32 subtraction of the exactly representable
+    ``float32(x)`` and bound, at half the memory traffic (the integer array is a quarter of the float
+    one when 8-bit, half when 16-bit). Passes that would change nothing (subtracting 0) are skipped.
+    """
+    if exact_ints and _small_ints(x) and lo.is_integer() and hi.is_integer():
+        unsigned = np.dtype(f"u{x.dtype.itemsize}")
+        u = x.view(unsigned)
+        target = u if consume and x.flags.writeable else None
+        if invert:
+            u = np.subtract(np.array(int(hi), x.dtype).view(unsigned), u, out=target)
+        elif lo != 0:
+            u = np.subtract(u, np.array(int(lo), x.dtype).view(unsigned), out=target)
+        return u.astype(np.float32, order="C")
+    out = x.astype(np.float32, order="C")
+    if invert:
+        np.subtract(hi32, out, out=out)
+    elif lo32 != 0:
+        np.subtract(out, lo32, out=out)
     return out
