@@ -66,6 +66,7 @@ def fresh_modules(code: str) -> set[str]:
     return set(out.stdout.split())
 
 
+@pytest.mark.slow
 def test_infer_entry_point_loads_no_training_module() -> None:
     loaded = fresh_modules("import mcolor.cli.infer, mcolor.inference.runner, mcolor.inference.models")
     assert "mcolor.inference.runner" in loaded

@@ -46,6 +46,7 @@ def pneumonia_manifest(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out / "manifest.csv"
 
 
+@pytest.mark.slow
 def test_medmnist_real_pneumoniamnist(pneumonia_manifest: Path) -> None:
     m = load_manifest(pneumonia_manifest)
     assert m.task == "binary" and m.labels == ("normal", "pneumonia")

@@ -211,6 +211,7 @@ def test_weights_other_than_the_described_ones_are_refused(tmp_path: Path) -> No
     assert err.value.reason == "hash_mismatch"
 
 
+@pytest.mark.slow
 def test_legacy_checkpoint_fails_loudly_then_converts(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """A bundle packed by mcolor 0.1 (nested checkpoint, no mcolor_model section) never loads as an untrained
     model: every loader names the converter, and the converter gives back exactly the trained tensors."""
@@ -449,6 +450,7 @@ def test_pack_refuses_an_untrained_bundle(tmp_path: Path) -> None:
     assert not (tmp_path / "dist").exists()
 
 
+@pytest.mark.slow
 def test_pack_unpacks_into_name_folder_without_outputs(tmp_path: Path) -> None:
     from mcolor.bundle.pack import default_zip_name, pack_bundle
 

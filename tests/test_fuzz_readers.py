@@ -145,6 +145,7 @@ def mutate(data: bytes, edits: list[tuple[str, float, object]]) -> bytes:
 
 @FUZZ
 @given(data=st.data(), edits=st.lists(_edit, min_size=1, max_size=6))
+@pytest.mark.slow
 def test_byte_mutations_of_dicom(sources: dict[str, bytes], data: st.DataObject,
                                  edits: list[tuple[str, float, object]]) -> None:
     name = data.draw(st.sampled_from(source(sources, "dicom_native", "dicom_j2k")))
@@ -255,6 +256,7 @@ def edited(raw: bytes, delete: set[str], values: dict[str, object], syntax: str 
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_dicom_element_deletions_and_bad_values(sources: dict[str, bytes], data: st.DataObject) -> None:
     import pydicom
 
@@ -289,6 +291,7 @@ def element_spans(raw: bytes) -> list[tuple[int, int, bool]]:
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_dicom_values_and_lengths_corrupted_in_place(sources: dict[str, bytes], data: st.DataObject) -> None:
     name = data.draw(st.sampled_from(source(sources, "dicom_native", "dicom_j2k")))
     out = bytearray(sources[name])
@@ -363,6 +366,7 @@ def jpeg_segments(raw: bytes) -> tuple[list[bytes], bytes]:
 
 @FUZZ
 @given(data=st.data())
+@pytest.mark.slow
 def test_jpeg_marker_segment_edits(sources: dict[str, bytes], data: st.DataObject) -> None:
     source(sources, "jpeg")
     segments, scan = jpeg_segments(sources["jpeg"])

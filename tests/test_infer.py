@@ -30,6 +30,7 @@ from pydicom.uid import generate_uid
 from mcolor.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
+pytestmark = pytest.mark.slow  # every test here runs the session's trained bundle through mcolor infer
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 SIIM = SHARED / "data" / "dicom"
 PLANTED = {

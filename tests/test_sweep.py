@@ -87,6 +87,7 @@ def test_bad_sweep_config_is_a_clear_error(tmp_path: Path) -> None:
     assert main(["sweep", str(bad), "--out", str(tmp_path / "o")]) == 2
 
 
+@pytest.mark.slow
 def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCOLOR_CACHE", str(tmp_path / "cache"))
     out = tmp_path / "sweep"

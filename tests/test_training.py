@@ -27,6 +27,7 @@ def cache(synthetic_cache: Path) -> Path:
     return synthetic_cache
 
 
+@pytest.mark.slow
 def test_train_writes_the_bundle_and_validation_metrics(trained_bundle: Path) -> None:
     state = read_weights(trained_bundle / "models" / "model.pt")
     assert all(isinstance(v, torch.Tensor) for v in state.values())  # a plain state dict, the zoo's layout
@@ -46,6 +47,7 @@ def test_train_writes_the_bundle_and_validation_metrics(trained_bundle: Path) ->
     assert 0.0 < model.operating_point.thresholds[0] < 1.0
 
 
+@pytest.mark.slow
 def test_evaluate_and_inference(trained_bundle: Path, tmp_path: Path, cache: Path, radiographs_dir: Path) -> None:
     bundle = copy_bundle(trained_bundle, tmp_path / "b")
     run_bundle(["evaluate.json"], {"progress": "false"}, cache, bundle)
@@ -63,6 +65,7 @@ def test_evaluate_and_inference(trained_bundle: Path, tmp_path: Path, cache: Pat
     assert all(0.0 <= float(r["p_opacity"]) <= 1.0 for r in rows)
 
 
+@pytest.mark.slow
 def test_missing_dataset_is_a_clear_error(tmp_path: Path, cache: Path) -> None:
     bundle = new_bundle(tmp_path / "b")
     overrides = {**TINY, "dataset": tmp_path / "nope.csv"}
