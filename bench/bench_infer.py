@@ -25,7 +25,7 @@ trained format with ``models/model.ts`` and ``models/model.onnx`` (bench/infer_i
 ``ru_maxrss`` (``wait4``); the parent never imports torch, because Linux carries ``ru_maxrss`` across
 fork + exec.
 
-    python bench/bench_infer.py                       # 64 files, 2 rounds: about 10 minutes on 2 loaded cores
+    python bench/bench_infer.py                       # 64 files, 2 rounds: about 4 minutes on 2 loaded cores
     python bench/bench_infer.py --files 64 --rounds 2 --threads 1 --out /tmp/infer.md
 
 Timings are machine facts, not test assertions: nothing here is run by the test suite.
