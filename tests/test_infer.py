@@ -541,3 +541,36 @@ def test_torchscript_is_used_unless_eager_or_stale(tmp_path: Path, bundle: Path)
     engine, fallback = run()
     assert engine == "eager" and all(fallback[k]["p_opacity"] == eager[k]["p_opacity"] for k in eager)
     assert run_cli(folder, "--bundle", ts_bundle, "--out", tmp_path / "ts_only", "--backend", "torchscript") == 3
+
+
+#: Largest |p_onnx - p_torchscript| and |p_onnx - p_eager| accepted on a predicted file: the export check's
+#: tolerance on logits (``ONNX_ATOL``, 1e-4), which bounds probabilities too; the outputs hold 5 decimals.
+ONNX_P_TOL = 1e-4
+
+
+def test_onnx_backend_predicts_what_torchscript_and_eager_predict(tmp_path: Path, bundle: Path) -> None:
+    """On real chest radiographs (SIIM CR JPEG, MONOCHROME1 twin; pydicom-data RG1 uncompressed and JPEG 2000),
+    ``--backend onnx`` gives the probabilities of ``--backend torchscript`` and ``--backend eager``."""
+    from mcolor.artifact import load_trained_model
+    from mcolor.bundle.export import export_onnx, onnx_available
+
+    if not onnx_available():
+        pytest.skip("onnx/onnxruntime not installed (pip install 'mcolor[onnx]')")
+    folder = small_folder(tmp_path / "in")
+    for name in ("RG1_UNCI.dcm", "RG1_J2KI.dcm"):
+        copy(pydicom_file(name), folder / "rg1" / name)
+    onnx_bundle = tmp_path / "onnx_bundle"
+    shutil.copytree(bundle, onnx_bundle)
+    trained = load_trained_model(onnx_bundle)
+    export_onnx(trained.network, onnx_bundle / "models" / "model.onnx",
+                torch.rand(1, 1, trained.image_size, trained.image_size))
+    probs = {}
+    for backend in ("onnx", "torchscript", "eager"):
+        out = tmp_path / backend
+        assert run_cli(folder, "--bundle", onnx_bundle, "--out", out, "--backend", backend) == 0
+        assert json.loads((out / "report.json").read_text())["model"]["engine"] == backend
+        probs[backend] = {k: float(r["p_opacity"]) for k, r in rows_of(out).items() if r["status"] == "predicted"}
+    assert len(probs["onnx"]) == 4 and probs["onnx"].keys() == probs["torchscript"].keys() == probs["eager"].keys()
+    for other in ("torchscript", "eager"):
+        diff = max(abs(probs["onnx"][k] - probs[other][k]) for k in probs["onnx"])
+        assert diff <= ONNX_P_TOL, (other, diff, probs)
