@@ -268,8 +268,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--schedule", default="all",
                    help="transfer schedule; 'all' so that every timed epoch trains the whole network")
     p.add_argument("--pretrained", default=None, help="default: the bundle's value ('packaged')")
-    p.add_argument("--synthetic-n", type=int, default=480,
-                   help="size of the synthetic phantom set (60%% train); the bundle's default set has 160")
+    p.add_argument("--synthetic-n", type=int, default=864,
+                   help="size of the synthetic phantom set (a third in train); the bundle's default set has 288")
     p.add_argument("--dataset", default=None, help="a manifest instead of the synthetic phantoms")
     p.add_argument("--threads", type=int, default=2, help="torch.set_num_threads")
     p.add_argument("--out", default=None, help="also write the Markdown table (with a header) here")

@@ -170,7 +170,7 @@ def test_core_install_trains_and_evaluates_with_the_default_configs(tmp_path: Pa
     evaluate = run(["evaluate.json"], {"progress": "false"})
     output = evaluate.stdout + evaluate.stderr
     assert evaluate.returncode == 0, output[-5000:]
-    assert json.loads((bundle / "eval" / "metrics.json").read_text())["n"] == 32
+    assert json.loads((bundle / "eval" / "metrics.json").read_text())["n"] == 96
     assert not (bundle / "eval" / "roc.png").exists() and "evaluation plots (roc.png, confusion.png) skipped" in output
     required = run(["train.json"], {**TINY, "tensorboard": "true", "output_dir": tmp_path / "again"})
     assert required.returncode != 0

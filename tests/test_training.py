@@ -42,7 +42,7 @@ def test_train_writes_the_bundle_and_validation_metrics(trained_bundle: Path) ->
     assert section["spec"]["image_size"] == 32 and section["spec"]["task"] == "binary"
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [32, 32]
     assert meta["eval_metrics"]["val_auc"] == pytest.approx(meta["eval_metrics"]["val_auc"])
-    assert section["provenance"]["data"]["counts"] == {"train": 96, "val": 32, "test": 32}
+    assert section["provenance"]["data"]["counts"] == {"train": 96, "val": 96, "test": 96}
     model = load_trained_model(trained_bundle)
     assert 0.0 < model.operating_point.thresholds[0] < 1.0
 
@@ -54,7 +54,7 @@ def test_evaluate_and_inference(trained_bundle: Path, tmp_path: Path, cache: Pat
     metrics = json.loads((bundle / "eval" / "metrics.json").read_text())
     for key in ("auc", "accuracy", "sensitivity", "specificity", "threshold", "f1", "ece"):
         assert isinstance(metrics[key], float), key
-    assert metrics["split"] == "test" and metrics["n"] == 32
+    assert metrics["split"] == "test" and metrics["n"] == 96
     eval_metrics = json.loads((bundle / "configs" / "metadata.json").read_text())["eval_metrics"]
     assert eval_metrics["test_auc"] == pytest.approx(metrics["auc"]) and "val_auc" in eval_metrics
     out = bundle / "eval"
