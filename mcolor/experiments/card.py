@@ -160,10 +160,12 @@ def model_card(bundle_root: str | Path, manifest_path: str | Path, out_dir: str 
     if len(rows) != len(labels):
         raise ConfigError(f"{split} has {len(rows)} rows but {len(labels)} scores", reason="bad_option")
     groups = [r.get("group_id") or r.get("patient_id") or f"row{i}" for i, r in enumerate(rows)]
-    masks = {}
+    subgroups = {}
     if subgroup_column in manifest.columns:
         for value in sorted({r[subgroup_column] for r in rows if r[subgroup_column]}):
-            masks[value] = np.array([r[subgroup_column] == value for r in rows])
+            subgroups[value] = np.array([r[subgroup_column] == value for r in rows])
+    # a sensitivity needs positives: a subgroup without any (the normal children) gets none
+    masks = {k: m for k, m in subgroups.items() if np.any(labels[m] == 1)}
     threshold = float(model.operating_point.thresholds[0])
     table = grouped_bootstrap(probs, labels, groups, threshold, n_boot, masks=masks)
     temperature = float(model.operating_point.temperature[0])
@@ -183,7 +185,7 @@ def model_card(bundle_root: str | Path, manifest_path: str | Path, out_dir: str 
                  [int(np.sum(~pred & (labels == 1))), int(np.sum(pred & (labels == 1)))]]
     atomic_write(out / "confusion.png",
                  lambda fh: fh.write(confusion_figure(confusion, [model.labels[0], names[0]])), mode="wb")
-    picks = _examples(rows, labels, masks)
+    picks = _examples(rows, labels, subgroups)
     images = [read_radiograph(manifest.image_path(rows[i]))[0] for i in picks]
     titles = [f"{rows[i].get(subgroup_column) or labels[i]}: p={probs[i]:.2f}" for i in picks]
     atomic_write(out / "colorized.png", lambda fh: fh.write(colorized_png(model, images, titles)), mode="wb")
