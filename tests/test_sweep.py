@@ -15,7 +15,14 @@ from monai.metrics import compute_roc_auc
 from mcolor.cli import main
 from mcolor.errors import ConfigError
 from mcolor.experiments.stats import auc, hierarchical_bootstrap, paired_bootstrap
-from mcolor.experiments.sweep import expand_grid, load_config, parse_shard
+from mcolor.experiments.sweep import (
+    expand_grid,
+    import_records,
+    load_config,
+    parse_shard,
+    prepare_data,
+    split_fingerprint,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SMOKE = REPO / "configs" / "experiments" / "smoke.yaml"
@@ -87,6 +94,25 @@ def test_bad_sweep_config_is_a_clear_error(tmp_path: Path) -> None:
     assert main(["sweep", str(bad), "--out", str(tmp_path / "o")]) == 2
 
 
+def test_records_of_another_sweep_or_carve_are_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MCOLOR_CACHE", str(tmp_path / "cache"))
+    cfg = load_config(SMOKE)
+    out = tmp_path / "sweep"
+    fingerprint = split_fingerprint(prepare_data(cfg, out))
+    records = tmp_path / "records"
+    (records / "runs" / "r").mkdir(parents=True)
+    (records / "runs" / "r" / "result.json").write_text("{}")
+    for info, why in (({"sweep": "other", "split_fingerprint": fingerprint}, "records of sweep 'other'"),
+                      ({"sweep": cfg["name"], "split_fingerprint": "0" * 64}, "another train/val/test carve")):
+        (records / "records.json").write_text(json.dumps(info))
+        with pytest.raises(ConfigError, match=why):
+            import_records(cfg, out, records)
+        assert main(["sweep", str(SMOKE), "--out", str(out), "--import-records", str(records)]) == 2
+    assert not (out / "runs").exists()  # nothing was brought back, nothing trained
+    with pytest.raises(ConfigError, match="no sweep records"):
+        import_records(cfg, out, tmp_path)
+
+
 @pytest.mark.slow
 def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("MCOLOR_CACHE", str(tmp_path / "cache"))
@@ -123,3 +149,15 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     run_dir = out / "runs" / rows[0]["run_id"]
     assert json.loads((run_dir / "eval" / "metrics.json").read_text())["split"] == "test"
     assert (run_dir / "models" / "model.pt").is_file() and (run_dir / "final" / "models" / "model.pt").is_file()
+
+    # The records outlive the machine: kept light, brought back into a fresh folder, the grid is complete there
+    # (nothing retrains, not even the transfer source) and the reports are the same.
+    records = tmp_path / "records"
+    assert main(["sweep", str(SMOKE), "--out", str(out), "--max-runs", "0", "--export-records", str(records)]) == 0
+    assert {p.name for p in records.rglob("*.pt")} == {"color.pt"}  # the source's module; no checkpoints
+    assert sum(p.stat().st_size for p in records.rglob("*") if p.is_file()) < 2_000_000
+    again = tmp_path / "again"
+    assert main(["sweep", str(SMOKE), "--out", str(again), "--import-records", str(records)]) == 0
+    assert not list(again.glob("runs/*/models"))  # every run, and the source, came from the records
+    assert list(csv.DictReader(open(again / "results.csv"))) == rows
+    assert (again / "summary.md").read_text() == summary

@@ -19,6 +19,13 @@ def register(subparsers: Any) -> None:
     p.add_argument("--shard", default=None, metavar="K/N",
                    help="run only every N-th run starting at K (0-based), so N processes can share one grid; "
                         "re-run without --shard afterwards to write the combined reports")
+    p.add_argument("--import-records", default=None, metavar="DIR",
+                   help="first bring back the finished runs an earlier sweep kept with --export-records (same "
+                        "sweep, same carve), so the grid continues instead of starting over")
+    p.add_argument("--export-records", default=None, metavar="DIR",
+                   help="after the reports, keep each finished run's result, per-image test scores (and a "
+                        "source's colour module) plus the reports in DIR: a few KB per run, enough to "
+                        "continue the sweep and rebuild its reports on another machine")
     p.add_argument("--dry-run", action="store_true", help="list the runs and exit")
     p.set_defaults(func=_run)
 
@@ -26,7 +33,8 @@ def register(subparsers: Any) -> None:
 def _run(args: argparse.Namespace) -> int:
     from mcolor.experiments.sweep import run_sweep
 
-    path = run_sweep(args.config, args.out, max_runs=args.max_runs, dry_run=args.dry_run, shard=args.shard)
+    path = run_sweep(args.config, args.out, max_runs=args.max_runs, dry_run=args.dry_run, shard=args.shard,
+                     import_from=args.import_records, export_to=args.export_records)
     if not args.dry_run:
         print(f"results: {path}")
     return 0

@@ -261,13 +261,17 @@ def evaluate_final(run: Run, out: Path, bundle: Path, manifest: Path) -> None:
 
 
 def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, dry_run: bool = False,
-              shard: str | None = None) -> Path:
+              shard: str | None = None, import_from: str | Path | None = None,
+              export_to: str | Path | None = None) -> Path:
     """Run (or continue) the sweep described by ``config`` into ``out``; returns ``results.csv``.
 
     ``shard="K/N"`` runs only runs K, K+N, K+2N, ... of the seed-major grid, so N processes (one thread
     each) can share a small machine; sources are trained by whichever shard gets there first, so train
     them alone first (``max_runs=0``) when several shards start together. Reports always cover every
     finished run of the grid, whichever process ran it.
+
+    ``import_from`` first brings back the records an earlier sweep kept with ``export_to`` (runs already
+    finished are then skipped, and reports cover them); ``export_to`` keeps the records after the reports.
     """
     k, n = parse_shard(shard)
     from mcolor.artifact import load_trained_model
@@ -286,6 +290,9 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
             print(r.run_id)
         return out / "results.csv"
     manifest_path = prepare_data(cfg, out)
+    if import_from is not None:
+        log.info("sweep: %d finished runs brought back from %s", import_records(cfg, out, Path(import_from)),
+                 import_from)
     base = load_manifest(manifest_path)
     train = dict(cfg.get("train") or {})
     sources: dict[str, Path] = {}
@@ -320,7 +327,10 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
             done += 1
         if cfg.get("evaluate_final"):  # also back-fills runs finished before the option was set
             evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
-    return write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
+    path = write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
+    if export_to is not None:
+        log.info("sweep: records of %d runs kept in %s", export_records(cfg, out, Path(export_to)), export_to)
+    return path
 
 
 def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str, Any], init: Path | None,
@@ -338,6 +348,76 @@ def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str,
                    f"{run.transfer['source']}:{'frozen' if run.transfer.get('freeze') else 'init'}"})
     atomic_write(run_dir / "result.json", lambda fh: json.dump(result, fh, indent=2))
     log.info("run %s: test AUC %.4f (%.0f s)", run.run_id, result["test_auc"] or float("nan"), result["wall_s"])
+
+
+#: The light per-run records a sweep's reports are computed from: kept by ``export_records`` and brought back
+#: by ``import_records`` (checkpoints and bundles stay behind: they are megabytes per run).
+RECORD_FILES = ("result.json", "test_scores.npz", "test_scores_final.npz", "color.pt")
+
+
+def split_fingerprint(manifest: Path) -> str:
+    """sha256 of the manifest's (image, split, label) rows, with images named by their last two path parts so
+    that the same carve on another machine (another data root) has the same fingerprint. Records made on
+    another carve would pair runs scored on different test images, so importing them is refused."""
+    import hashlib
+
+    with open(manifest, newline="") as fh:
+        rows = sorted(f"{'/'.join(Path(r['image']).parts[-2:])},{r['split']},{r['label']}"
+                      for r in csv.DictReader(fh))
+    return hashlib.sha256("\n".join(rows).encode()).hexdigest()
+
+
+def export_records(cfg: dict[str, Any], out: Path, dest: Path) -> int:
+    """Copy every finished run's records (result, per-image test scores, a source's colour module) and the
+    reports from the sweep folder ``out`` to ``dest``, with the carve's fingerprint; returns the runs kept.
+
+    A sweep of several CPU-hours outlives one machine only through these records: ``import_records`` puts
+    them back so a later session continues the grid and reports over every run, not only its own."""
+    manifest = prepare_data(cfg, out)
+    n = 0
+    for run_dir in sorted((out / "runs").glob("*")):
+        if not (run_dir / "result.json").is_file():
+            continue
+        for name in RECORD_FILES:
+            if (run_dir / name).is_file():
+                (dest / "runs" / run_dir.name).mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(run_dir / name, dest / "runs" / run_dir.name / name)
+        n += 1
+    for name in ("results.csv", "summary.md", "learning_curve.png"):
+        if (out / name).is_file():
+            shutil.copyfile(out / name, dest / name)
+    info = {"sweep": cfg.get("name"), "split_fingerprint": split_fingerprint(manifest), "runs": n}
+    atomic_write(dest / "records.json", lambda fh: json.dump(info, fh, indent=2))
+    return n
+
+
+def import_records(cfg: dict[str, Any], out: Path, src: Path) -> int:
+    """Bring back the records ``export_records`` wrote into the sweep folder ``out``: runs already there are
+    left alone, and records of another sweep or another carve are refused. Returns the runs brought back."""
+    info_path = src / "records.json"
+    if not info_path.is_file():
+        raise ConfigError(f"{src} holds no sweep records (no records.json)", reason="missing_file")
+    info = json.loads(info_path.read_text())
+    if info.get("sweep") != cfg.get("name"):
+        raise ConfigError(f"{src} holds records of sweep {info.get('sweep')!r}, not {cfg.get('name')!r}",
+                          reason="bad_option")
+    if info.get("split_fingerprint") != split_fingerprint(prepare_data(cfg, out)):
+        raise ConfigError(f"{src} was made on another train/val/test carve than this sweep's: its runs would "
+                          "not pair with new ones", reason="bad_option")
+    n = 0
+    for run_dir in sorted((src / "runs").glob("*")):
+        target = out / "runs" / run_dir.name
+        if (target / "result.json").is_file() or not (run_dir / "result.json").is_file():
+            continue
+        if target.exists():  # a run killed part-way here: the record replaces it
+            shutil.rmtree(target)
+        target.mkdir(parents=True)
+        for name in RECORD_FILES:
+            if (run_dir / name).is_file() and name != "result.json":
+                shutil.copyfile(run_dir / name, target / name)
+        shutil.copyfile(run_dir / "result.json", target / "result.json")  # last: it marks the run finished
+        n += 1
+    return n
 
 
 def validation_at_best(run_dir: Path) -> dict[str, Any]:
