@@ -51,7 +51,9 @@ fi
 [[ " $STAGES " == *" sweep "* ]] || exit 0
 CFG=${CFG:-configs/experiments/kermany_scarcity_gpu.yaml}
 SWEEP=runs/gpu_sweep
-$PY -m mcolor sweep $CFG --out $SWEEP --max-runs 0 > runs/gpu_logs/prepare.log 2>&1 || { tail -20 runs/gpu_logs/prepare.log; exit 4; }
+# IMPORT=DIR continues an earlier session's grid from the records it exported (docs/results/..., carried along)
+$PY -m mcolor sweep $CFG --out $SWEEP --max-runs 0 ${IMPORT:+--import-records "$IMPORT"} > runs/gpu_logs/prepare.log 2>&1 \
+  || { tail -20 runs/gpu_logs/prepare.log; exit 4; }
 t1=$(date +%s)
 for k in $(seq 0 $((SHARDS - 1))); do
   OMP_NUM_THREADS=$(( $(nproc) / SHARDS )) timeout "$SWEEP_S" $PY -m mcolor sweep $CFG --out $SWEEP --shard "$k/$SHARDS" \
@@ -62,7 +64,8 @@ echo "sweep: $(ls $SWEEP/runs | wc -l) run folders, $(ls $SWEEP/runs/*/result.js
 # The raw results first (a report cut by the time limit must not lose them); the report can be rebuilt
 # anywhere from them with `mcolor sweep $CFG --out DIR --max-runs 0`.
 tar czf "$OUT/gpu_runs.tgz" runs/gpu_logs $SWEEP/runs/*/result.json $SWEEP/runs/*/test_scores.npz 2>/dev/null
-timeout "${REPORT_S:-60}" $PY -m mcolor sweep $CFG --out $SWEEP --max-runs 0 > runs/gpu_logs/report.log 2>&1
+timeout "${REPORT_S:-60}" $PY -m mcolor sweep $CFG --out $SWEEP --max-runs 0 --export-records "$OUT/records" \
+  > runs/gpu_logs/report.log 2>&1
 cp $SWEEP/results.csv $SWEEP/summary.md $SWEEP/learning_curve.png "$OUT/" 2>/dev/null
 tail -5 runs/gpu_logs/shard0.log
 cat "$OUT/summary.md" 2>/dev/null
