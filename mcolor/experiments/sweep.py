@@ -367,6 +367,11 @@ def split_fingerprint(manifest: Path) -> str:
     return hashlib.sha256("\n".join(rows).encode()).hexdigest()
 
 
+def _copy_atomic(src: Path, dst: Path) -> None:
+    """Copy through :func:`atomic_write`: an interrupted export never leaves a truncated record to import."""
+    atomic_write(dst, lambda fh: fh.write(src.read_bytes()), mode="wb")
+
+
 def export_records(cfg: dict[str, Any], out: Path, dest: Path) -> int:
     """Copy every finished run's records (result, per-image test scores, a source's colour module) and the
     reports from the sweep folder ``out`` to ``dest``, with the carve's fingerprint; returns the runs kept.
@@ -381,11 +386,11 @@ def export_records(cfg: dict[str, Any], out: Path, dest: Path) -> int:
         for name in RECORD_FILES:
             if (run_dir / name).is_file():
                 (dest / "runs" / run_dir.name).mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(run_dir / name, dest / "runs" / run_dir.name / name)
+                _copy_atomic(run_dir / name, dest / "runs" / run_dir.name / name)
         n += 1
     for name in ("results.csv", "summary.md", "learning_curve.png"):
         if (out / name).is_file():
-            shutil.copyfile(out / name, dest / name)
+            _copy_atomic(out / name, dest / name)
     info = {"sweep": cfg.get("name"), "split_fingerprint": split_fingerprint(manifest), "runs": n}
     atomic_write(dest / "records.json", lambda fh: json.dump(info, fh, indent=2))
     return n
