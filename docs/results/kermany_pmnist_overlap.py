@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from mcolor.experiments.report import reference_of
 from mcolor.experiments.stats import auc, hierarchical_bootstrap, paired_bootstrap
 
 MATCH_R = 0.95  # a PneumoniaMNIST image and a Kermany image at r >= 0.95 are the same radiograph
@@ -109,9 +110,10 @@ def main() -> None:
     print("| arm | reference | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |")
     print("|" + " --- |" * (2 + len(fracs)))
     for cm, tr in arms:
-        ref = (cm, "") if tr else ("replicate", "") if cm != "replicate" else None
-        if ref is None:
+        full = reference_of(("", cm, "", tr))  # the sweep report's rule: scratch for transfer, else replicate
+        if full is None:
             continue
+        ref = (full[1], full[3])
         cells = []
         for f in fracs:
             mine, theirs = groups.get((cm, tr, f), {}), groups.get((*ref, f), {})
