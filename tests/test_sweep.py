@@ -5,6 +5,8 @@ from __future__ import annotations
 import csv
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +23,7 @@ from mcolor.experiments.sweep import (
     load_config,
     parse_shard,
     prepare_data,
+    run_lock,
     split_fingerprint,
 )
 
@@ -111,6 +114,46 @@ def test_records_of_another_sweep_or_carve_are_refused(tmp_path: Path, monkeypat
     assert not (out / "runs").exists()  # nothing was brought back, nothing trained
     with pytest.raises(ConfigError, match="no sweep records"):
         import_records(cfg, out, tmp_path)
+
+
+def test_a_run_another_process_holds_is_skipped_not_deleted(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two sweep processes with overlapping grids: the second leaves the first one's running run alone (it used
+    to delete its half-written folder and start it again), both in the grid loop and when importing records."""
+    monkeypatch.setenv("MCOLOR_CACHE", str(tmp_path / "cache"))
+    config = tmp_path / "one.yaml"
+    config.write_text(f"name: one\nbundle: {REPO / 'bundles' / 'cxr_colorization'}\n"
+                      "data: {synthetic: {n: 40, size: 32}}\n"
+                      "grid: {backbone: [{name: resnet18, pretrained: false}], color_module: [replicate], "
+                      "fraction: [1.0], seed: [0]}\n")
+    cfg = load_config(config)
+    out = tmp_path / "sweep"
+    (run_id,) = [r.run_id for r in expand_grid(cfg)]
+    running = out / "runs" / run_id
+    running.mkdir(parents=True)
+    (running / "train.log").write_text("half-way through")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "import sys; from pathlib import Path; from mcolor.experiments.sweep import run_lock\n"
+         f"with run_lock(Path({str(out)!r}), {run_id!r}) as held:\n    print(held, flush=True); sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "True"
+        assert main(["sweep", str(config), "--out", str(out)]) == 0
+        assert (running / "train.log").read_text() == "half-way through"  # not deleted, not restarted
+        assert list(csv.DictReader(open(out / "results.csv"))) == []
+        records = tmp_path / "records"
+        (records / "runs" / run_id).mkdir(parents=True)
+        (records / "runs" / run_id / "result.json").write_text("{}")
+        (records / "records.json").write_text(json.dumps(
+            {"sweep": "one", "split_fingerprint": split_fingerprint(prepare_data(cfg, out))}))
+        assert import_records(cfg, out, records) == 0 and not (running / "result.json").exists()
+        with run_lock(out, run_id) as held:
+            assert not held
+    finally:
+        holder.communicate("")  # the holder leaves its with-block and exits
+    assert holder.returncode == 0
+    with run_lock(out, run_id) as held:  # released when its holder went
+        assert held
+    assert import_records(cfg, out, records) == 1 and (running / "result.json").is_file()
 
 
 @pytest.mark.slow

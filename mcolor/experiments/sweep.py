@@ -20,6 +20,8 @@ import json
 import logging
 import shutil
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +36,11 @@ from mcolor.data.subsample import subsample_manifest
 from mcolor.errors import ConfigError
 
 log = logging.getLogger(__name__)
+
+try:  # POSIX advisory locks: released by the kernel when the holder dies, so a killed sweep leaves none behind
+    import fcntl
+except ImportError:  # pragma: no cover - Windows: runs are not locked (shards of one grid never overlap)
+    fcntl = None  # type: ignore[assignment]
 
 GRID_KEYS = ("backbone", "color_module", "schedule", "fraction", "seed", "transfer")
 TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "sources", "bootstrap", "description",
@@ -260,6 +267,31 @@ def evaluate_final(run: Run, out: Path, bundle: Path, manifest: Path) -> None:
     atomic_write(run_dir / "result.json", lambda fh: json.dump(result, fh, indent=2))
 
 
+@contextmanager
+def run_lock(out: Path, run_id: str, wait: bool = False) -> Iterator[bool]:
+    """Hold the lock of run ``run_id`` of the sweep folder ``out`` while the body runs; yields whether it is held.
+
+    Two sweep processes whose grids overlap (two configs sharing runs, or a sharded and an unsharded command
+    on one folder) would otherwise both start a run, and the second would delete the first one's half-written
+    folder. With ``wait=False`` a run another process holds is reported as not held, to be skipped; with
+    ``wait=True`` (a transfer source the grid needs) the caller waits for it."""
+    if fcntl is None:  # pragma: no cover
+        yield True
+        return
+    locks = out / ".locks"
+    locks.mkdir(parents=True, exist_ok=True)
+    with open(locks / f"{run_id}.lock", "a") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
 def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, dry_run: bool = False,
               shard: str | None = None, import_from: str | Path | None = None,
               export_to: str | Path | None = None) -> Path:
@@ -302,31 +334,36 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
                   float(spec.get("fraction", 1.0)), int(spec.get("seed", 0)), None, name=f"source_{name}")
         src_dir = out / "runs" / src.run_id
         color = src_dir / "color.pt"
-        if not color.is_file():
-            # A source may learn on other data (another task or dataset) with other settings: the transfer
-            # across tasks and datasets; its data and subsets then live apart from the grid's.
-            src_out, src_base = out, base
-            if spec.get("data"):
-                src_out = out / "sources" / name
-                src_base = load_manifest(prepare_data({"_dir": cfg["_dir"], "data": spec["data"]}, src_out))
-            _execute(src, src_base, out, bundle, {**train, **(spec.get("train") or {})}, None, src_out)
-            export_color_module(load_trained_model(src_dir).network, color)
+        with run_lock(out, src.run_id, wait=True):  # another shard training it: wait, the grid needs it
+            if not color.is_file():
+                # A source may learn on other data (another task or dataset) with other settings: the transfer
+                # across tasks and datasets; its data and subsets then live apart from the grid's.
+                src_out, src_base = out, base
+                if spec.get("data"):
+                    src_out = out / "sources" / name
+                    src_base = load_manifest(prepare_data({"_dir": cfg["_dir"], "data": spec["data"]}, src_out))
+                _execute(src, src_base, out, bundle, {**train, **(spec.get("train") or {})}, None, src_out)
+                export_color_module(load_trained_model(src_dir).network, color)
         sources[name] = color
     done = 0
     for run in mine:
         if max_runs is not None and done >= max_runs:
             break
-        if not (out / "runs" / run.run_id / "result.json").is_file():
-            init = None
-            if run.transfer:
-                if run.transfer["source"] not in sources:
-                    raise ConfigError(f"run {run.run_id}: unknown transfer source {run.transfer['source']!r}",
-                                      reason="bad_option")
-                init = sources[run.transfer["source"]]
-            _execute(run, base, out, bundle, train, init)
-            done += 1
-        if cfg.get("evaluate_final"):  # also back-fills runs finished before the option was set
-            evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
+        with run_lock(out, run.run_id) as held:
+            if not held:
+                log.info("run %s: running in another process, skipped here", run.run_id)
+                continue
+            if not (out / "runs" / run.run_id / "result.json").is_file():
+                init = None
+                if run.transfer:
+                    if run.transfer["source"] not in sources:
+                        raise ConfigError(f"run {run.run_id}: unknown transfer source {run.transfer['source']!r}",
+                                          reason="bad_option")
+                    init = sources[run.transfer["source"]]
+                _execute(run, base, out, bundle, train, init)
+                done += 1
+            if cfg.get("evaluate_final"):  # also back-fills runs finished before the option was set
+                evaluate_final(run, out, bundle, subset_manifest(base, run.fraction, run.seed, out))
     path = write_reports(cfg, out, runs, n_boot=int(cfg.get("bootstrap", 1000)))
     if export_to is not None:
         log.info("sweep: records of %d runs kept in %s", export_records(cfg, out, Path(export_to)), export_to)
@@ -335,7 +372,7 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
 
 def _execute(run: Run, base: Manifest, out: Path, bundle: Path, train: dict[str, Any], init: Path | None,
              data_out: Path | None = None) -> None:
-    run_dir = out / "runs" / run.run_id
+    run_dir = out / "runs" / run.run_id  # the caller holds the run's lock (run_lock): no other process is in it
     if run_dir.exists():  # a run killed part-way (no result.json): start it afresh, no stale checkpoints
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -414,13 +451,16 @@ def import_records(cfg: dict[str, Any], out: Path, src: Path) -> int:
         target = out / "runs" / run_dir.name
         if (target / "result.json").is_file() or not (run_dir / "result.json").is_file():
             continue
-        if target.exists():  # a run killed part-way here: the record replaces it
-            shutil.rmtree(target)
-        target.mkdir(parents=True)
-        for name in RECORD_FILES:
-            if (run_dir / name).is_file() and name != "result.json":
-                shutil.copyfile(run_dir / name, target / name)
-        shutil.copyfile(run_dir / "result.json", target / "result.json")  # last: it marks the run finished
+        with run_lock(out, run_dir.name) as held:
+            if not held:  # another process is running it here: its own result will come
+                continue
+            if target.exists():  # a run killed part-way here: the record replaces it
+                shutil.rmtree(target)
+            target.mkdir(parents=True)
+            for name in RECORD_FILES:
+                if (run_dir / name).is_file() and name != "result.json":
+                    shutil.copyfile(run_dir / name, target / name)
+            shutil.copyfile(run_dir / "result.json", target / "result.json")  # last: it marks the run finished
         n += 1
     return n
 
