@@ -174,6 +174,7 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
         assert 0.0 <= float(r["test_auc"]) <= 1.0 and int(r["steps"]) == 6 and int(r["params"]) > 0
         assert 0.0 <= float(r["val_auc"]) <= 1.0 and int(r["best_epoch"]) in (1, 2)  # of the kept checkpoint
         assert 0.0 <= float(r["test_auc_final"]) <= 1.0  # evaluate_final: the last checkpoint, no selection
+        assert r["cpu"].endswith(f"({torch.backends.cpu.get_cpu_capability()})")  # the machine it ran on
     transferred = [r for r in rows if r["transfer"]]
     assert transferred and all(r["transfer"] == "r18_coloru:frozen" for r in transferred)
     # the frozen transferred module is exactly the exported source module

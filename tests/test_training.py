@@ -43,6 +43,8 @@ def test_train_writes_the_bundle_and_validation_metrics(trained_bundle: Path) ->
     assert meta["network_data_format"]["inputs"]["image"]["spatial_shape"] == [32, 32]
     assert meta["eval_metrics"]["val_auc"] == pytest.approx(meta["eval_metrics"]["val_auc"])
     assert section["provenance"]["data"]["counts"] == {"train": 96, "val": 96, "test": 96}
+    env = section["provenance"]["environment"]  # where it was trained: other CPU kernels give other weights
+    assert env["cpu"] and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
     model = load_trained_model(trained_bundle)
     assert 0.0 < model.operating_point.thresholds[0] < 1.0
 

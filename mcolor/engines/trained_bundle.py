@@ -52,6 +52,20 @@ def _git_commit(path: Path) -> str | None:
     return commit + ("+dirty" if dirty else "")
 
 
+def environment() -> dict[str, str]:
+    """What a model was trained with and on. The CPU is part of it: the same run on another CPU family takes
+    other float kernels (``cpu_capability``: AVX2, AVX512, ...) and drifts to other weights, so runs from two
+    machines are not bit-comparable even when every seed is fixed."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
+    except OSError:  # not Linux
+        pass
+    return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(terse=True),
+            "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
+
+
 def manifest_provenance(manifest: Manifest) -> dict[str, Any]:
     """What data trained the model: source, licence, counts per split and a digest of the manifest file."""
     info: dict[str, Any] = {"source": manifest.source, "license": manifest.license, "counts": manifest.counts()}
@@ -155,6 +169,5 @@ class TrainedBundleWriter:
             "iteration": getattr(trainer_state, "iteration", None),
             "data": manifest_provenance(self.manifest) if self.manifest is not None else None,
             "recipe": {"command": " ".join(sys.argv), **self.recipe},
-            "environment": {"python": platform.python_version(), "torch": torch.__version__,
-                            "platform": platform.platform(terse=True)},
+            "environment": environment(),
         }

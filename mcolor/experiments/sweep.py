@@ -47,7 +47,7 @@ TOP_KEYS = ("name", "bundle", "data", "train", "grid", "seeds_per_fraction", "so
             "evaluate_final")
 RESULT_FIELDS = ["run_id", "backbone", "color_module", "schedule", "fraction", "seed", "transfer", "train_images",
                  "val_score", "val_auc", "best_epoch", "test_auc", "test_auc_final", "accuracy", "sensitivity",
-                 "specificity", "threshold", "epochs", "steps", "wall_s", "cpu_s", "params", "color_params"]
+                 "specificity", "threshold", "epochs", "steps", "wall_s", "cpu_s", "cpu", "params", "color_params"]
 
 
 @dataclass
@@ -169,6 +169,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     """Train with the bundle's train.json in ``run_dir`` (a copy of the bundle: the trained model lands in its
     ``models/`` and ``configs/metadata.json``), then evaluate that model on the test split with evaluate.json."""
     from mcolor.bundle.installed import init_bundle
+    from mcolor.engines.trained_bundle import environment
     from mcolor.networks.classifier import unwrap
 
     t0, c0 = time.time(), time.process_time()
@@ -196,6 +197,8 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     result["test_auc"] = metrics.get("auc")
     result["wall_s"] = round(time.time() - t0, 1)
     result["cpu_s"] = round(time.process_time() - c0, 1)  # all threads of this process: the compute spent
+    env = environment()  # where it ran: runs on two CPU families are not bit-identical (see environment)
+    result["cpu"] = f"{env['cpu']} ({env['cpu_capability']})"
     return result
 
 
