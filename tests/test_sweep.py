@@ -16,6 +16,7 @@ from monai.metrics import compute_roc_auc
 
 from mcolor.cli import main
 from mcolor.errors import ConfigError
+from mcolor.experiments.report import summarise
 from mcolor.experiments.stats import auc, hierarchical_bootstrap, paired_bootstrap
 from mcolor.experiments.sweep import (
     expand_grid,
@@ -70,6 +71,31 @@ def test_paired_bootstrap_sees_a_shift_that_independent_intervals_miss() -> None
     assert paired_bootstrap(same, n_boot=100) == (0.0, 0.0, 0.0)
     with pytest.raises(ValueError, match="same test images"):
         paired_bootstrap([((hard, y), (hard, y[::-1]))], n_boot=10)
+
+
+def test_a_run_without_its_scores_is_named_in_the_summary(tmp_path: Path) -> None:
+    """A finished run whose per-image scores are gone (a damaged folder) must not quietly shrink the intervals:
+    the summary names it."""
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 200)
+    rows = []
+    for cm in ("replicate", "coloru"):
+        for seed in (0, 1):
+            run_id = f"r18_{cm}_s{seed}"
+            (tmp_path / "runs" / run_id).mkdir(parents=True)
+            np.savez(tmp_path / "runs" / run_id / "test_scores.npz", probs=rng.normal(size=(200, 1)) + y[:, None],
+                     labels=y[:, None])
+            rows.append({"run_id": run_id, "backbone": "resnet18", "color_module": cm, "schedule": "two_stage",
+                         "transfer": "", "fraction": 0.1, "seed": seed, "test_auc": 0.8, "accuracy": 0.7,
+                         "wall_s": 1.0})
+    summarise(rows, tmp_path, n_boot=50)
+    whole = (tmp_path / "summary.md").read_text()
+    assert "Left out" not in whole and re.search(r"\] \([0-2]/2\) \|", whole)  # both seeds paired
+    (tmp_path / "runs" / "r18_replicate_s1" / "test_scores.npz").unlink()
+    summarise(rows, tmp_path, n_boot=50)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "Left out of the intervals and paired differences" in summary and "r18_replicate_s1" in summary
+    assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [+-]\d\.\d{3} \[[^]]*\] \([01]/1\)", summary)
 
 
 def test_shards_split_the_grid_without_overlap() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import math
 from collections import defaultdict
 from pathlib import Path
@@ -13,6 +14,8 @@ import numpy as np
 from mcolor.atomic import atomic_write
 from mcolor.experiments.stats import hierarchical_bootstrap, paired_bootstrap
 from mcolor.extras import enabled, pyplot
+
+log = logging.getLogger(__name__)
 
 #: (per-image score file, result field) for the selected checkpoint and for the last one (no selection).
 SELECTED = ("test_scores.npz", "test_auc")
@@ -168,6 +171,13 @@ def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list
                  "subsets and test images) [95 % CI: paired bootstrap over seeds, then test images] "
                  "(seeds won / seed pairs)\n\n" + differences_table(diffs))
     final = [r for r in rows if r.get(FINAL[1]) is not None]
+    unscored = [r["run_id"] for which, rs in ((SELECTED, rows), (FINAL, final)) for r in rs
+                if not (out / "runs" / r["run_id"] / which[0]).is_file()]
+    if unscored:  # a damaged or hand-copied run folder: say so rather than quietly shrink the intervals
+        log.warning("%d finished runs have no per-image test scores and are left out of the intervals and "
+                    "paired differences: %s", len(unscored), ", ".join(sorted(set(unscored))))
+        text += ("\n**Left out of the intervals and paired differences** (a finished run without its per-image "
+                 f"test scores): {', '.join(sorted(set(unscored)))}.\n")
     if final:
         text += ("\n## Last checkpoint, no selection\n\nThe same runs scored with their last checkpoint instead of "
                  "the one chosen on validation (a check on the selection rule).\n\n"
