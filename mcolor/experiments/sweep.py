@@ -301,9 +301,10 @@ def run_sweep(config: str | Path, out: str | Path, max_runs: int | None = None, 
     """Run (or continue) the sweep described by ``config`` into ``out``; returns ``results.csv``.
 
     ``shard="K/N"`` runs only runs K, K+N, K+2N, ... of the seed-major grid, so N processes (one thread
-    each) can share a small machine; sources are trained by whichever shard gets there first, so train
-    them alone first (``max_runs=0``) when several shards start together. Reports always cover every
-    finished run of the grid, whichever process ran it.
+    each) can share a small machine. Each run is trained under its lock (:func:`run_lock`), so processes whose
+    grids overlap skip each other's running runs; a transfer source is trained by whichever process gets there
+    first while the others wait for it (train it alone first, ``max_runs=0``, to keep their cores busy).
+    Reports always cover every finished run of the grid, whichever process ran it.
 
     ``import_from`` first brings back the records an earlier sweep kept with ``export_to`` (runs already
     finished are then skipped, and reports cover them); ``export_to`` keeps the records after the reports.
