@@ -44,7 +44,6 @@ import logging
 import math
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -67,14 +66,10 @@ MODES = ("loader", "preloaded", "preloaded-decollate")
 
 
 def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown CPU"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return "unknown CPU"
+    """The CPU model, as trained models record it (one reader of it in the project)."""
+    from mcolor.engines.trained_bundle import environment
+
+    return environment()["cpu"]
 
 
 def make_parser(args: argparse.Namespace, manifest: Path, out_dir: Path, epochs: int,

@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import statistics
-import subprocess
 import sys
 import time
 from collections.abc import Callable
@@ -76,14 +74,10 @@ def fmt_params(n: int) -> str:
 
 
 def cpu_model() -> str:
-    try:
-        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=True).stdout
-    except (OSError, subprocess.CalledProcessError):
-        return platform.processor() or "unknown CPU"
-    for line in out.splitlines():
-        if line.startswith("Model name:"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
+    """The CPU model, as trained models record it (one reader of it in the project)."""
+    from mcolor.engines.trained_bundle import environment
+
+    return environment()["cpu"]
 
 
 def build_cases(modules: list[str], backbones: list[str], batch: int, size: int) -> list[Case]:
