@@ -182,8 +182,9 @@ def main() -> None:
             print(f"round {r + 1}: " + ", ".join(f"{c} {results[c][-1]['wall_s']:.2f}s" for c in CASES),
                   file=sys.stderr)
         profile = importtime_profile(work)
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu if ln.startswith("Model name")), "unknown CPU")
+    from mcolor.machine import cpu_model  # stdlib only: the parent's imports are not what is timed
+
+    cpu = cpu_model()
     infer_med = statistics.median(r["wall_s"] for r in results["infer"])
     floor_med = statistics.median(r["wall_s"] for r in results["floor"])
     text = (f"machine: {cpu}, {os.cpu_count()} cores; Python {sys.version.split()[0]}, torch {info['torch']} "

@@ -59,17 +59,11 @@ from monai.bundle import ConfigParser
 from mcolor.data.synthetic import ensure_synthetic_dataset
 from mcolor.engines import build_optimizer
 from mcolor.errors import TrainingError
+from mcolor.machine import cpu_model
 
 REPO = Path(__file__).resolve().parents[1]
 CONFIG = REPO / "bundles" / "cxr_colorization" / "configs" / "train.json"
 MODES = ("loader", "preloaded", "preloaded-decollate")
-
-
-def cpu_model() -> str:
-    """The CPU model, as trained models record it (one reader of it in the project)."""
-    from mcolor.engines.trained_bundle import environment
-
-    return environment()["cpu"]
 
 
 def make_parser(args: argparse.Namespace, manifest: Path, out_dir: Path, epochs: int,

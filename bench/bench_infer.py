@@ -171,8 +171,9 @@ def prepare(work: Path, args: argparse.Namespace, archs: set[str]) -> dict[str, 
             versions[name] = __import__(name).__version__
         except ImportError:
             pass
-    lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines()
-    cpu = next((ln.split(":", 1)[1].strip() for ln in lscpu if ln.startswith("Model name")), platform.processor())
+    from mcolor.machine import cpu_model
+
+    cpu = cpu_model()
     return {"counts": dict(counts), "onnx": onnx, "versions": versions, "threads": torch.get_num_threads(),
             "machine": f"{cpu}, {os.cpu_count()} cores, no GPU; Python {platform.python_version()}"}
 

@@ -30,7 +30,6 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import tempfile
 import time
 from collections.abc import Callable
@@ -43,6 +42,7 @@ import torch.nn.functional as F
 from monai.transforms import Compose
 from PIL import Image
 
+from mcolor.machine import cpu_model
 from mcolor.transforms import Letterbox, LoadRadiograph
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data"
@@ -175,15 +175,8 @@ def _version(module: str) -> str:
 
 
 def machine() -> dict[str, object]:
-    try:
-        lscpu = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
-        model = next(
-            (ln.split(":", 1)[1].strip() for ln in lscpu.splitlines() if ln.startswith("Model name")), "?"
-        )
-    except OSError:
-        model = platform.processor() or "?"
     return {
-        "cpu": model,
+        "cpu": cpu_model(),
         "cores": os.cpu_count(),
         "torch_threads": torch.get_num_threads(),
         "python": platform.python_version(),

@@ -27,6 +27,7 @@ import timm
 import torch
 from torch import nn
 
+from mcolor.machine import cpu_model
 from mcolor.networks import ColorizedClassifier, create_color_module, list_color_modules
 
 DEFAULT_BACKBONES = ("resnet18", "efficientnet_lite0")
@@ -71,13 +72,6 @@ def fmt_params(n: int) -> str:
     if n >= 1_000:
         return f"{n / 1e3:.1f} k"
     return str(n)
-
-
-def cpu_model() -> str:
-    """The CPU model, as trained models record it (one reader of it in the project)."""
-    from mcolor.engines.trained_bundle import environment
-
-    return environment()["cpu"]
 
 
 def build_cases(modules: list[str], backbones: list[str], batch: int, size: int) -> list[Case]:

@@ -6,7 +6,8 @@
   ``mcolor infer`` run on a bundle with ``models/model.ts`` imports neither MONAI nor timm (a structural check:
   start-up time itself is measured in bench/bench_coldstart.py);
 * import paths that bundles written by earlier versions name still resolve;
-* the package list in pyproject.toml is the package tree (setuptools cannot discover ``mcolor.bundles``).
+* the package list in pyproject.toml is the package tree (setuptools cannot discover ``mcolor.bundles``);
+* one reader of the machine's CPU (``mcolor.machine``): provenance, sweep records and benchmarks name it alike.
 """
 
 from __future__ import annotations
@@ -103,3 +104,15 @@ def test_pyproject_lists_every_package() -> None:
     listed = set(tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"])
     tree = {".".join(p.parent.relative_to(REPO).parts) for p in PACKAGE.rglob("__init__.py")}
     assert listed == tree | {"mcolor.bundles"}
+
+
+def test_the_cpu_is_read_in_one_place_only() -> None:
+    """Sweep records pair runs by the ``cpu`` the provenance wrote; a benchmark that read it another way (lscpu's
+    "Model name" against /proc/cpuinfo's "model name") could name the same machine differently."""
+    from mcolor.machine import cpu_model, environment
+
+    readers = [p.relative_to(REPO).as_posix() for folder in ("mcolor", "bench") for p in (REPO / folder).rglob("*.py")
+               if p.name != "machine.py" and any(k in p.read_text(encoding="utf-8").lower()
+                                                  for k in ('"lscpu"', "/proc/cpuinfo"))]
+    assert readers == []
+    assert cpu_model() and environment()["cpu"] == cpu_model()

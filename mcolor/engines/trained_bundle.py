@@ -13,7 +13,6 @@ import datetime
 import hashlib
 import logging
 import math
-import platform
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -27,6 +26,7 @@ from mcolor import __version__
 from mcolor.artifact import METADATA, ModelSpec, OperatingPoint, write_torchscript, write_trained_model
 from mcolor.data.manifests import Manifest
 from mcolor.errors import ConfigError
+from mcolor.machine import environment
 from mcolor.networks.classifier import unwrap
 
 log = logging.getLogger(__name__)
@@ -50,20 +50,6 @@ def _git_commit(path: Path) -> str | None:
     dirty = subprocess.run(["git", "-C", str(path), "status", "--porcelain", "--untracked-files=no"],
                            capture_output=True, text=True, timeout=5, check=False).stdout.strip()
     return commit + ("+dirty" if dirty else "")
-
-
-def environment() -> dict[str, str]:
-    """What a model was trained with and on. The CPU is part of it: the same run on another CPU family takes
-    other float kernels (``cpu_capability``: AVX2, AVX512, ...) and drifts to other weights, so runs from two
-    machines are not bit-comparable even when every seed is fixed."""
-    cpu = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), cpu)
-    except OSError:  # not Linux
-        pass
-    return {"python": platform.python_version(), "torch": torch.__version__, "platform": platform.platform(terse=True),
-            "cpu": cpu, "cpu_capability": torch.backends.cpu.get_cpu_capability()}
 
 
 def manifest_provenance(manifest: Manifest) -> dict[str, Any]:

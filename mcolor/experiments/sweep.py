@@ -169,7 +169,7 @@ def train_and_evaluate(run: Run, manifest: Path, run_dir: Path, bundle: Path, tr
     """Train with the bundle's train.json in ``run_dir`` (a copy of the bundle: the trained model lands in its
     ``models/`` and ``configs/metadata.json``), then evaluate that model on the test split with evaluate.json."""
     from mcolor.bundle.installed import init_bundle
-    from mcolor.engines.trained_bundle import environment
+    from mcolor.machine import environment
     from mcolor.networks.classifier import unwrap
 
     t0, c0 = time.time(), time.process_time()
