@@ -231,3 +231,33 @@ def test_smoke_sweep_runs_resumes_and_reports(tmp_path: Path, monkeypatch: pytes
     assert not list(again.glob("runs/*/models"))  # every run, and the source, came from the records
     assert list(csv.DictReader(open(again / "results.csv"))) == rows
     assert (again / "summary.md").read_text() == summary
+
+
+def test_pairs_across_two_cpus_are_counted_and_also_left_out(tmp_path: Path) -> None:
+    """The same run on two CPU families ends at other weights, so a pair whose runs ran on different CPUs mixes a
+    machine effect into the difference: the summary counts such pairs and repeats the table without them."""
+    rng = np.random.default_rng(4)
+    y = rng.integers(0, 2, 200)
+    rows = []
+    for cm in ("replicate", "coloru"):
+        for seed in (0, 1, 2):
+            run_id = f"r18_{cm}_s{seed}"
+            (tmp_path / "runs" / run_id).mkdir(parents=True)
+            np.savez(tmp_path / "runs" / run_id / "test_scores.npz", probs=rng.normal(size=(200, 1)) + y[:, None],
+                     labels=y[:, None])
+            cpu = "Intel Xeon" if (cm, seed) == ("replicate", 2) else "AMD EPYC"
+            rows.append({"run_id": run_id, "backbone": "resnet18", "color_module": cm, "schedule": "two_stage",
+                         "transfer": "", "fraction": 0.1, "seed": seed, "test_auc": 0.8, "accuracy": 0.7,
+                         "wall_s": 1.0, "cpu": cpu})
+    summarise(rows, tmp_path, n_boot=50)
+    summary = (tmp_path / "summary.md").read_text()
+    assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [^|]*\([0-3]/3; 1 across CPUs\) \|", summary)
+    assert "1 of these seed pairs ran on two different CPUs" in summary
+    same = summary.split("1 of these seed pairs ran on two different CPUs")[1]
+    assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [^|]*\([0-2]/2\) \|", same)
+    for r in rows:  # one machine (or none recorded): no count, no second table
+        r["cpu"] = "" if r["seed"] == 2 else "AMD EPYC"
+    summarise(rows, tmp_path, n_boot=50)
+    summary = (tmp_path / "summary.md").read_text()
+    assert "across CPUs" not in summary and "different CPUs" not in summary
+    assert re.search(r"\| resnet18 / coloru \| resnet18 / replicate \| [^|]*\([0-3]/3\) \|", summary)

@@ -80,9 +80,22 @@ def reference_of(arm: tuple[str, str, str, str]) -> tuple[str, str, str, str] | 
     return None
 
 
+def _cpu(row: dict[str, Any]) -> str:
+    return str(row.get("cpu") or "")
+
+
+def across_cpus(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether two runs are known to have run on different CPUs: the same run on another CPU family takes other
+    float kernels and ends at other weights, so such a pair's difference carries a machine effect too."""
+    return bool(_cpu(a)) and bool(_cpu(b)) and _cpu(a) != _cpu(b)
+
+
 def differences(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000,
-                which: tuple[str, str] = SELECTED) -> list[dict[str, Any]]:
-    """Paired differences in test AUC against each arm's reference, per fraction, over the seeds both ran."""
+                which: tuple[str, str] = SELECTED, same_cpu: bool = False) -> list[dict[str, Any]]:
+    """Paired differences in test AUC against each arm's reference, per fraction, over the seeds both ran.
+
+    Each result counts its pairs that ran on two different CPUs (``n_cross_cpu``, from the ``cpu`` column);
+    ``same_cpu=True`` leaves those pairs out instead."""
     by_key: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in rows:
         key = (r["backbone"], r["color_module"], r["schedule"], r.get("transfer", "") or "", float(r["fraction"]))
@@ -93,22 +106,27 @@ def differences(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000,
         if ref is None or (*ref, key[4]) not in by_key:
             continue
         mine, theirs = by_key[key], by_key[(*ref, key[4])]
-        pairs, deltas = [], []
+        pairs, deltas, cross = [], [], 0
         for s in sorted(set(mine) & set(theirs)):
+            if same_cpu and across_cpus(mine[s], theirs[s]):
+                continue
             a, b = _scores(out, mine[s]["run_id"], which[0]), _scores(out, theirs[s]["run_id"], which[0])
             if a is not None and b is not None:
                 pairs.append((a, b))
                 deltas.append(mine[s][which[1]] - theirs[s][which[1]])
+                cross += across_cpus(mine[s], theirs[s])
         if not pairs:
             continue
         mean, lo, hi = paired_bootstrap(pairs, n_boot=n_boot)
         result.append({"arm": key[:4], "reference": ref, "fraction": key[4], "n_pairs": len(pairs),
-                       "wins": sum(d > 0 for d in deltas), "mean_diff": mean, "lo": lo, "hi": hi})
+                       "wins": sum(d > 0 for d in deltas), "n_cross_cpu": cross, "mean_diff": mean, "lo": lo,
+                       "hi": hi})
     return result
 
 
 def differences_table(diffs: list[dict[str, Any]]) -> str:
-    """Rows: arm vs reference; columns: fractions; cells: mean difference [95 % CI] (wins/pairs)."""
+    """Rows: arm vs reference; columns: fractions; cells: mean difference [95 % CI] (wins/pairs; and how many of
+    those pairs ran on two different CPUs, when any did)."""
     fracs = sorted({d["fraction"] for d in diffs})
     keys = sorted({(d["arm"], d["reference"]) for d in diffs})
     lines = ["| arm | reference | " + " | ".join(f"{f * 100:g} %" for f in fracs) + " |",
@@ -122,8 +140,9 @@ def differences_table(diffs: list[dict[str, Any]]) -> str:
         cells = []
         for f in fracs:
             d = index.get((arm, ref, f))
+            cross = f"; {d['n_cross_cpu']} across CPUs" if d is not None and d.get("n_cross_cpu") else ""
             cells.append("" if d is None else
-                         f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] ({d['wins']}/{d['n_pairs']})")
+                         f"{d['mean_diff']:+.3f} [{d['lo']:+.3f}, {d['hi']:+.3f}] ({d['wins']}/{d['n_pairs']}{cross})")
         lines.append(f"| {name(arm)} | {name(ref)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
@@ -170,6 +189,12 @@ def summarise(rows: list[dict[str, Any]], out: Path, n_boot: int = 1000) -> list
         text += ("\nPaired difference in test ROC AUC against the reference arm (same seeds, so the same training "
                  "subsets and test images) [95 % CI: paired bootstrap over seeds, then test images] "
                  "(seeds won / seed pairs)\n\n" + differences_table(diffs))
+        n_cross = sum(d["n_cross_cpu"] for d in diffs)
+        if n_cross:  # runs are not bit-identical across CPU families: show the pairs free of that effect too
+            text += (f"\n{n_cross} of these seed pairs ran on two different CPUs (the `cpu` column of results.csv); "
+                     "the same run on another CPU family ends at other weights, so their differences carry a "
+                     "machine effect as well. The same table with those pairs left out:\n\n"
+                     + differences_table(differences(rows, out, n_boot, same_cpu=True)))
     final = [r for r in rows if r.get(FINAL[1]) is not None]
     unscored = [r["run_id"] for which, rs in ((SELECTED, rows), (FINAL, final)) for r in rs
                 if not (out / "runs" / r["run_id"] / which[0]).is_file()]
